@@ -1,0 +1,1 @@
+"""rke2-rancher components: RKE2Server, RKE2Agent, HALoadBalancer, CertManager, RancherRelease."""

@@ -1,0 +1,83 @@
+"""Wires the components for a whole stack: servers in order, agents in parallel,
+cert-manager and Rancher on top. `__main__.py` calls `build` and exports its outputs."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from . import render
+from .cert_manager import CertManager, CertManagerArgs
+from .config import StackConfig
+from .ha_load_balancer import HALoadBalancer, HALoadBalancerArgs
+from .host import HostAccess, load_private_key
+from .rancher_release import RancherRelease, RancherReleaseArgs, needs_cert_manager
+from .rke2_agent import RKE2Agent, RKE2AgentArgs
+from .rke2_server import RKE2Server, RKE2ServerArgs
+
+
+def build(stack: StackConfig) -> dict[str, pulumi.Input]:
+    private_key = load_private_key(stack.ssh)
+
+    def access(address: str) -> HostAccess:
+        return HostAccess(address=address, ssh=stack.ssh, private_key=private_key)
+
+    lb = None
+    if stack.load_balancer is not None:
+        lb = HALoadBalancer(stack.load_balancer.name,
+                            HALoadBalancerArgs(stack=stack, host=access(stack.load_balancer.address)))
+
+    configured_token = pulumi.Output.secret(stack.token) if stack.token else None
+    servers: list[RKE2Server] = []
+    for i, node in enumerate(stack.servers):
+        if i == 0:
+            token = configured_token
+            join_after = []
+        else:
+            token = configured_token or servers[0].token
+            # One at a time: etcd admits one learner at a time.
+            join_after = [servers[-1].readiness] + ([lb.readiness] if lb else [])
+        servers.append(RKE2Server(node.name, RKE2ServerArgs(
+            stack=stack, index=i, host=access(node.address), token=token, join_after=join_after)))
+    first = servers[0]
+    kubeconfig = first.kubeconfig
+    join_token = configured_token or first.token
+
+    agents: list[RKE2Agent] = []
+    if stack.agents:
+        cluster_ca = kubeconfig.apply(render.kubeconfig_ca_pem)
+        for i, node in enumerate(stack.agents):
+            # Parallel: each agent waits for the registration address, not for the others.
+            agents.append(RKE2Agent(node.name, RKE2AgentArgs(
+                stack=stack, index=i, host=access(node.address), token=join_token,
+                cluster_ca=cluster_ca, checker=access(stack.servers[0].address),
+                join_after=[servers[-1].readiness] + ([lb.readiness] if lb else []))))
+
+    provider = k8s.Provider("cluster", kubeconfig=pulumi.Output.secret(kubeconfig),
+                            opts=pulumi.ResourceOptions(depends_on=[s.readiness for s in servers]))
+
+    cert_manager = None
+    if stack.cert_manager.enabled:
+        cert_manager = CertManager("cert-manager", CertManagerArgs(version=stack.cert_manager.version),
+                                   opts=pulumi.ResourceOptions(providers=[provider]))
+    rancher_url = None
+    if stack.rancher.enabled:
+        r = stack.rancher
+        depends = [cert_manager] if cert_manager is not None and needs_cert_manager(r.tls_source) else []
+        depends += [a.readiness for a in agents]
+        rancher = RancherRelease("rancher", RancherReleaseArgs(
+            version=r.version, hostname=r.hostname, replicas=r.replicas,
+            bootstrap_password=pulumi.Output.secret(r.bootstrap_password),
+            tls_source=r.tls_source, repository=r.repository, letsencrypt_email=r.letsencrypt_email,
+            schedulable_nodes=stack.schedulable_nodes,
+        ), opts=pulumi.ResourceOptions(providers=[provider], depends_on=depends))
+        rancher_url = rancher.url
+
+    return {
+        "kubeconfig": pulumi.Output.secret(kubeconfig),
+        "apiEndpoint": render.api_endpoint(stack),
+        "registrationAddress": render.registration_url(stack),
+        "rancherUrl": rancher_url,
+        "servers": [n.name for n in stack.servers],
+        "agents": [n.name for n in stack.agents],
+    }

@@ -1,0 +1,107 @@
+"""Remote-command plumbing shared by the host components: SSH connection and steps.
+
+Every host step is one pulumi_command.remote.Command, so `pulumi preview --diff`
+names the exact step a change touches.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+import pulumi
+from pulumi_command import remote
+
+from . import scripts
+from .config import ConfigError, SshConfig
+
+
+def load_private_key(ssh: SshConfig) -> pulumi.Output[str]:
+    """The SSH private key as a secret. A missing key file only warns during preview
+    (preview never connects), so `make preview` works on a machine without the key."""
+    if ssh.private_key:
+        return pulumi.Output.secret(ssh.private_key)
+    path = os.path.expanduser(ssh.private_key_path or "~/.ssh/id_ed25519")
+    try:
+        with open(path) as f:
+            return pulumi.Output.secret(f.read())
+    except OSError as e:
+        if pulumi.runtime.is_dry_run():
+            pulumi.log.warn(f"rke2-rancher:ssh.privateKeyPath: cannot read {path} ({e.strerror}); "
+                            "preview continues, `pulumi up` will need it")
+            return pulumi.Output.secret("")
+        raise ConfigError("ssh.privateKeyPath", path, f"a readable private key file ({e.strerror})") from None
+
+
+@dataclass(frozen=True)
+class HostAccess:
+    """How to reach one host over SSH."""
+
+    address: str
+    """Where SSH connects (may change when the host moves; changes re-run no installs)."""
+    ssh: SshConfig
+    """User, port and host keys."""
+    private_key: pulumi.Output[str]
+    """Secret private key."""
+
+    def connection(self) -> remote.ConnectionArgs:
+        return remote.ConnectionArgs(
+            host=self.address,
+            port=self.ssh.port,
+            user=self.ssh.user,
+            private_key=self.private_key,
+            host_key=self.ssh.host_keys.get(self.address),
+            dial_error_limit=5,
+            per_dial_timeout=10,
+        )
+
+    @property
+    def host_key_verified(self) -> bool:
+        return self.address in self.ssh.host_keys
+
+
+def step(
+    name: str,
+    host: HostAccess,
+    script: str,
+    *,
+    values: dict | None = None,
+    update_values: dict | None = None,
+    delete_script: str | None = None,
+    delete_values: dict | None = None,
+    stdin: pulumi.Input[str] | None = None,
+    triggers: Sequence[pulumi.Input] | None = None,
+    secret_output: bool = False,
+    opts: pulumi.ResourceOptions,
+) -> remote.Command:
+    """One host step running components/scripts/<script> as root.
+
+    `update_values`, when given, renders the same script with other values for updates
+    (e.g. `ensure` instead of `restart`); otherwise an update runs the create script,
+    which every script makes idempotent.
+    """
+    user = host.ssh.user
+    create = scripts.as_command(scripts.render(script, name, **(values or {})), user)
+    update = None
+    if update_values is not None:
+        update = scripts.as_command(scripts.render(script, name, **{**(values or {}), **update_values}), user)
+    delete = None
+    if delete_script is not None:
+        delete = scripts.as_command(scripts.render(delete_script, name, **(delete_values or {})), user)
+    if secret_output:
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
+            additional_secret_outputs=["stdout", "stderr"]))
+    return remote.Command(
+        name,
+        connection=host.connection(),
+        create=create,
+        update=update,
+        delete=delete,
+        stdin=stdin,
+        triggers=list(triggers) if triggers else None,
+        # Previous output would travel as SSH environment variables, which sshd refuses.
+        add_previous_output_in_env=False,
+        logging=remote.Logging.NONE if secret_output else remote.Logging.STDERR,
+        opts=opts,
+    )

@@ -1,0 +1,217 @@
+"""Pure rendering helpers: SANs, config.yaml, kubeconfig, fingerprints.
+
+No Pulumi imports: these are tested directly (tests/unit/test_render.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+from typing import Any
+
+import yaml
+
+from .config import NodeConfig, StackConfig, is_ip
+
+SERVER_CONFIG_PATH = "/etc/rancher/rke2/config.yaml"
+# The join token lives in a drop-in of its own so config.yaml carries no secret and its
+# diff stays readable in `pulumi preview --diff`.
+TOKEN_CONFIG_PATH = "/etc/rancher/rke2/config.yaml.d/50-rke2-rancher-token.yaml"
+KUBECONFIG_PATH = "/etc/rancher/rke2/rke2.yaml"
+TOKEN_PATH = "/var/lib/rancher/rke2/server/token"
+SUPERVISOR_PORT = 9345
+API_PORT = 6443
+
+
+def tls_sans(stack: StackConfig) -> list[str]:
+    """tls-san for every server: the cluster hostname, the configured SANs, the LB address
+    and VIP; duplicates (case-insensitive) dropped, first spelling and order kept."""
+    candidates = [stack.cluster.hostname, *stack.cluster.tls_sans]
+    if stack.load_balancer is not None:
+        candidates.append(stack.load_balancer.address)
+        if stack.load_balancer.vip:
+            candidates.append(stack.load_balancer.vip)
+    seen: set[str] = set()
+    result = []
+    for name in candidates:
+        key = name.lower()
+        if key not in seen:
+            seen.add(key)
+            result.append(name)
+    return result
+
+
+def openssl_san_form(name: str) -> str:
+    """How `openssl x509 -ext subjectAltName` prints a SAN (the SAN-refresh script compares these)."""
+    if is_ip(name):
+        ip = ipaddress.ip_address(name)
+        if ip.version == 6:
+            return "IP Address:" + ":".join(f"{int(g, 16):X}" for g in ip.exploded.split(":"))
+        return f"IP Address:{ip}"
+    return f"DNS:{name}"
+
+
+def registration_url(stack: StackConfig) -> str:
+    return f"https://{stack.registration_host}:{SUPERVISOR_PORT}"
+
+
+def api_endpoint(stack: StackConfig) -> str:
+    return f"https://{stack.cluster.hostname}:{API_PORT}"
+
+
+def node_ip(stack: StackConfig, node: NodeConfig) -> str | None:
+    if stack.cluster.mobile:
+        return stack.cluster.mobile_node_ip
+    return node.node_ip
+
+
+def _node_keys(stack: StackConfig, node: NodeConfig) -> dict[str, Any]:
+    keys: dict[str, Any] = {"node-name": node.name}
+    ip = node_ip(stack, node)
+    if ip:
+        keys["node-ip"] = ip
+    if node.labels:
+        keys["node-label"] = list(node.labels)
+    if node.taints:
+        keys["node-taint"] = list(node.taints)
+    return keys
+
+
+def server_config(stack: StackConfig, index: int) -> dict[str, Any]:
+    """config.yaml of servers[index] as a dict; keys only when set (no token: see TOKEN_CONFIG_PATH)."""
+    c = stack.cluster
+    node = stack.servers[index]
+    cfg: dict[str, Any] = {}
+    if index > 0:
+        cfg["server"] = registration_url(stack)
+    cfg.update(_node_keys(stack, node))
+    if c.mobile:
+        cfg["advertise-address"] = c.mobile_node_ip
+    cfg["tls-san"] = tls_sans(stack)
+    cfg["write-kubeconfig-mode"] = c.write_kubeconfig_mode
+    cfg["cni"] = c.cni
+    for key, value in (("cluster-cidr", c.cluster_cidr), ("service-cidr", c.service_cidr),
+                       ("cluster-dns", c.cluster_dns)):
+        if value:
+            cfg[key] = value
+    if c.disable:
+        cfg["disable"] = list(c.disable)
+    cfg.update(c.extra_config)
+    return cfg
+
+
+def agent_config(stack: StackConfig, index: int) -> dict[str, Any]:
+    cfg: dict[str, Any] = {"server": registration_url(stack)}
+    cfg.update(_node_keys(stack, stack.agents[index]))
+    return cfg
+
+
+def to_yaml(data: dict[str, Any]) -> str:
+    header = "# Managed by rke2-rancher (Pulumi). Local edits are overwritten on the next `pulumi up`.\n"
+    return header + yaml.safe_dump(data, default_flow_style=False, sort_keys=False)
+
+
+def token_yaml(token: str) -> str:
+    return yaml.safe_dump({"token": token}, default_flow_style=False)
+
+
+def restart_fingerprint(cfg: dict[str, Any]) -> str:
+    """Hash of the config keys whose change needs a plain restart. tls-san is left out:
+    the SAN-refresh step handles it (and a removed SAN needs more than a restart)."""
+    relevant = {k: v for k, v in cfg.items() if k != "tls-san"}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def rewrite_kubeconfig(text: str, server_url: str, name: str) -> str:
+    """Points RKE2's rke2.yaml at the cluster hostname and names its entries after the cluster."""
+    doc = yaml.safe_load(text)
+    if not isinstance(doc, dict) or not doc.get("clusters"):
+        raise ValueError("rke2.yaml has no clusters")
+    for entry in doc["clusters"]:
+        entry["cluster"]["server"] = server_url
+        entry["name"] = name
+    for entry in doc.get("users", []):
+        entry["name"] = name
+    for entry in doc.get("contexts", []):
+        entry["name"] = name
+        entry["context"]["cluster"] = name
+        entry["context"]["user"] = name
+    doc["current-context"] = name
+    return yaml.safe_dump(doc, default_flow_style=False, sort_keys=False)
+
+
+def kubeconfig_ca_pem(kubeconfig: str) -> str:
+    """The cluster CA (server-ca) from a kubeconfig, as PEM: agents verify the
+    registration address with it instead of skipping TLS verification."""
+    import base64
+
+    doc = yaml.safe_load(kubeconfig)
+    data = doc["clusters"][0]["cluster"]["certificate-authority-data"]
+    return base64.b64decode(data).decode()
+
+
+def lb_backend_address(stack: StackConfig, node: NodeConfig) -> str:
+    """Where the load balancer reaches a server: its pinned node IP, else its SSH address."""
+    return node.node_ip or node.address
+
+
+def haproxy_cfg(stack: StackConfig) -> str:
+    """HAProxy config: TCP frontends 9345 and 6443 to every server, with health checks."""
+    lines = [
+        "# Managed by rke2-rancher (Pulumi). Local edits are overwritten on the next `pulumi up`.",
+        "global",
+        "    log stdout format raw local0",
+        "    maxconn 4096",
+        "",
+        "defaults",
+        "    mode tcp",
+        "    log global",
+        "    option tcplog",
+        "    timeout connect 5s",
+        "    timeout client 1h",
+        "    timeout server 1h",
+        "",
+    ]
+    for port, label in ((SUPERVISOR_PORT, "rke2-supervisor"), (API_PORT, "kube-apiserver")):
+        lines += [
+            f"frontend {label}",
+            f"    bind :{port}",
+            f"    default_backend {label}",
+            "",
+            f"backend {label}",
+            "    balance roundrobin",
+            "    option tcp-check",
+            "    default-server inter 2s fall 3 rise 2",
+        ]
+        lines += [f"    server {n.name} {lb_backend_address(stack, n)}:{port} check" for n in stack.servers]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def keepalived_conf(stack: StackConfig) -> str:
+    """keepalived config holding the VIP on the load balancer (single LB: MASTER)."""
+    lb = stack.load_balancer
+    assert lb is not None and lb.vip
+    return "\n".join([
+        "# Managed by rke2-rancher (Pulumi).",
+        "vrrp_script chk_haproxy {",
+        '    script "/usr/bin/killall -0 haproxy"',
+        "    interval 2",
+        "}",
+        "",
+        "vrrp_instance rke2_vip {",
+        "    state MASTER",
+        f"    interface {lb.vip_interface}",
+        "    virtual_router_id 51",
+        "    priority 100",
+        "    advert_int 1",
+        "    virtual_ipaddress {",
+        f"        {lb.vip}",
+        "    }",
+        "    track_script {",
+        "        chk_haproxy",
+        "    }",
+        "}",
+        "",
+    ])

@@ -1,0 +1,90 @@
+"""RKE2Agent: one RKE2 agent (worker) node, joined through the registration address."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import pulumi
+
+from . import render
+from .config import StackConfig
+from .host import HostAccess, step
+
+MIN_DISK_MB = 2048
+
+
+@dataclass(frozen=True)
+class RKE2AgentArgs:
+    stack: StackConfig
+    """The validated stack config."""
+    index: int
+    """Position in `agents`."""
+    host: HostAccess
+    """SSH access to this agent."""
+    token: pulumi.Output[str]
+    """Secret join token (configured, or read from servers[0])."""
+    cluster_ca: pulumi.Output[str]
+    """PEM of the cluster CA, to verify the registration address."""
+    checker: HostAccess
+    """SSH access to a server, where node readiness is checked and the node removed on destroy."""
+    join_after: Sequence[pulumi.Resource] = ()
+    """What must be ready before the registration check (the last server, the load balancer)."""
+
+
+class RKE2Agent(pulumi.ComponentResource):
+    ready: pulumi.Output[str]
+    """Resolves once the node is Ready, as seen from a server."""
+
+    def __init__(self, name: str, args: RKE2AgentArgs, opts: pulumi.ResourceOptions | None = None):
+        stack, node, cluster = args.stack, args.stack.agents[args.index], args.stack.cluster
+        cfg = render.agent_config(stack, args.index)
+        super().__init__("rke2:index:RKE2Agent", name, {
+            "nodeName": node.name, "address": node.address, "index": args.index,
+            "version": cluster.version, "registrationAddress": render.registration_url(stack),
+            "nodeIp": cfg.get("node-ip"), "labels": list(node.labels), "taints": list(node.taints),
+            "schedulable": node.schedulable, "hostKeyVerified": args.host.host_key_verified,
+            "retainOnDestroy": cluster.retain_on_destroy,
+        }, opts)
+        host = args.host
+
+        def after(*deps: pulumi.Resource | None) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(parent=self, depends_on=[d for d in deps if d is not None])
+
+        uninstall = step(f"{name}-uninstall", host, "uninstall.sh",
+                         values={"ACTION": "register", "RETAIN": int(cluster.retain_on_destroy)},
+                         delete_script="uninstall.sh",
+                         delete_values={"ACTION": "uninstall", "RETAIN": int(cluster.retain_on_destroy)},
+                         opts=after())
+        preflight = step(f"{name}-preflight", host, "preflight.sh",
+                         values={"ROLE": "agent", "MIN_DISK_MB": MIN_DISK_MB}, opts=after(uninstall))
+        registration = step(f"{name}-registration-check", host, "registration-check.sh",
+                            values={"REGISTRATION_URL": render.registration_url(stack),
+                                    "TIMEOUT": cluster.ready_timeout_seconds},
+                            stdin=args.cluster_ca, opts=after(preflight, *args.join_after))
+        config = step(f"{name}-config", host, "write-file.sh",
+                      values={"DEST": render.SERVER_CONFIG_PATH, "MODE": "0600"},
+                      stdin=render.to_yaml(cfg), opts=after(preflight))
+        token_file = step(f"{name}-token", host, "write-file.sh",
+                          values={"DEST": render.TOKEN_CONFIG_PATH, "MODE": "0600"},
+                          stdin=pulumi.Output.secret(args.token).apply(render.token_yaml),
+                          secret_output=True, opts=after(preflight))
+        install = step(f"{name}-install", host, "install.sh",
+                       values={"RKE2_VERSION": cluster.version, "RKE2_TYPE": "agent",
+                               "INSTALL_SCRIPT_URL": cluster.install_script_url,
+                               "ARTIFACT_DIR": cluster.artifact_dir or ""},
+                       opts=after(config))
+        service = step(f"{name}-service", host, "service.sh",
+                       values={"UNIT": "rke2-agent", "ACTION": "restart",
+                               "TIMEOUT": cluster.ready_timeout_seconds, "SINGLE_SERVER": 0},
+                       update_values={"ACTION": "ensure"},
+                       triggers=[cluster.version, render.restart_fingerprint(cfg)],
+                       opts=after(install, config, token_file, registration))
+        node_ready = step(f"{name}-node", args.checker, "node-ready.sh",
+                          values={"NODE": node.name, "ACTION": "wait", "TIMEOUT": cluster.ready_timeout_seconds},
+                          delete_script="node-ready.sh",
+                          delete_values={"NODE": node.name, "ACTION": "remove", "TIMEOUT": 300},
+                          opts=after(service))
+        self.ready = node_ready.stdout
+        self.readiness = node_ready
+        self.register_outputs({"ready": self.ready})

@@ -1,0 +1,141 @@
+"""RKE2Server: one RKE2 server node, installed and kept converged over SSH."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import pulumi
+
+from . import render
+from .config import StackConfig
+from .host import HostAccess, step
+
+# Disk RKE2 needs for its images and etcd before it is worth starting.
+MIN_DISK_MB = 4096
+
+
+@dataclass(frozen=True)
+class RKE2ServerArgs:
+    stack: StackConfig
+    """The validated stack config."""
+    index: int
+    """Position in `servers`: 0 initialises the cluster, the others join it."""
+    host: HostAccess
+    """SSH access to this server."""
+    token: pulumi.Output[str] | None = None
+    """Secret join token to write; None on servers[0] when RKE2 should generate it."""
+    join_after: Sequence[pulumi.Resource] = ()
+    """Readiness steps that must finish first (the previous server: etcd admits one learner at a time)."""
+
+
+class RKE2Server(pulumi.ComponentResource):
+    kubeconfig: pulumi.Output[str] | None
+    """Secret kubeconfig pointing at https://<cluster.hostname>:6443 (servers[0] only)."""
+    token: pulumi.Output[str] | None
+    """Secret join token as the server wrote it (servers[0] without a configured token)."""
+    ready: pulumi.Output[str]
+    """Resolves once the API server answered /readyz and the SANs are refreshed."""
+
+    def __init__(self, name: str, args: RKE2ServerArgs, opts: pulumi.ResourceOptions | None = None):
+        stack, i = args.stack, args.index
+        node, cluster = stack.servers[i], stack.cluster
+        cfg = render.server_config(stack, i)
+        sans = render.tls_sans(stack)
+        super().__init__("rke2:index:RKE2Server", name, self._props(args, cfg, sans), opts)
+
+        host = args.host
+        child = pulumi.ResourceOptions(parent=self)
+
+        def after(*deps: pulumi.Resource) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(parent=self, depends_on=[d for d in deps if d is not None])
+
+        # Created first, deleted last: its delete runs the uninstall (or leaves the host
+        # alone with retainOnDestroy). Kept apart from the install step so a version
+        # change (an update of the install step) never uninstalls anything.
+        uninstall = step(f"{name}-uninstall", host, "uninstall.sh",
+                         values={"ACTION": "register", "RETAIN": int(cluster.retain_on_destroy)},
+                         delete_script="uninstall.sh",
+                         delete_values={"ACTION": "uninstall", "RETAIN": int(cluster.retain_on_destroy)},
+                         opts=child)
+        preflight = step(f"{name}-preflight", host, "preflight.sh",
+                         values={"ROLE": "server", "MIN_DISK_MB": MIN_DISK_MB}, opts=after(uninstall))
+        stable_ip = None
+        if cluster.mobile:
+            stable_ip = step(f"{name}-stable-ip", host, "stable-ip.sh",
+                             values={"STABLE_IP": cluster.mobile_node_ip,
+                                     "METHOD": cluster.mobile_interface}, opts=after(preflight))
+        config = step(f"{name}-config", host, "write-file.sh",
+                      values={"DEST": render.SERVER_CONFIG_PATH, "MODE": "0600"},
+                      stdin=render.to_yaml(cfg), opts=after(preflight))
+        token_file = None
+        if args.token is not None:
+            token_file = step(f"{name}-token", host, "write-file.sh",
+                              values={"DEST": render.TOKEN_CONFIG_PATH, "MODE": "0600"},
+                              stdin=pulumi.Output.secret(args.token).apply(render.token_yaml),
+                              secret_output=True, opts=after(preflight))
+        install = step(f"{name}-install", host, "install.sh",
+                       values={"RKE2_VERSION": cluster.version, "RKE2_TYPE": "server",
+                               "INSTALL_SCRIPT_URL": cluster.install_script_url,
+                               "ARTIFACT_DIR": cluster.artifact_dir or ""},
+                       opts=after(config))
+        service = step(
+            f"{name}-service", host, "service.sh",
+            values={"UNIT": "rke2-server", "ACTION": "restart",
+                    "TIMEOUT": cluster.ready_timeout_seconds,
+                    "SINGLE_SERVER": int(len(stack.servers) == 1)},
+            update_values={"ACTION": "ensure"},
+            # A new version or a changed config (other than tls-san) takes effect on restart.
+            triggers=[cluster.version, render.restart_fingerprint(cfg)],
+            opts=after(install, config, token_file, stable_ip, *args.join_after))
+        san_refresh = step(f"{name}-san-refresh", host, "san-refresh.sh",
+                           values={"TIMEOUT": cluster.ready_timeout_seconds},
+                           stdin="".join(render.openssl_san_form(s) + "\n" for s in sans),
+                           opts=after(service, config))
+
+        self.kubeconfig = None
+        if i == 0:
+            raw = step(f"{name}-kubeconfig", host, "read-file.sh",
+                       values={"SOURCE": render.KUBECONFIG_PATH}, secret_output=True,
+                       opts=after(san_refresh))
+            server_url, context = render.api_endpoint(stack), cluster.hostname
+            self.kubeconfig = pulumi.Output.secret(
+                raw.stdout.apply(lambda text: render.rewrite_kubeconfig(text, server_url, context)))
+        self.token = None
+        if i == 0 and args.token is None:
+            read = step(f"{name}-read-token", host, "read-file.sh",
+                        values={"SOURCE": render.TOKEN_PATH}, secret_output=True,
+                        opts=after(service))
+            self.token = pulumi.Output.secret(read.stdout)
+        self.ready = san_refresh.stdout
+        self.readiness = san_refresh
+        self.register_outputs({"ready": self.ready, **({"kubeconfig": self.kubeconfig} if self.kubeconfig else {})})
+
+    @staticmethod
+    def _props(args: RKE2ServerArgs, cfg: dict, sans: list[str]) -> dict:
+        """Validated, non-secret arguments, for CrossGuard policies (keys in camelCase)."""
+        stack, node = args.stack, args.stack.servers[args.index]
+        lb = stack.load_balancer
+        return {
+            "nodeName": node.name,
+            "address": node.address,
+            "index": args.index,
+            "serverCount": len(stack.servers),
+            "clusterHostname": stack.cluster.hostname,
+            "version": stack.cluster.version,
+            "configuredTlsSans": list(stack.cluster.tls_sans),
+            "tlsSans": sans,
+            "kubeconfigServer": render.api_endpoint(stack),
+            "registrationAddress": render.registration_url(stack),
+            "loadBalancerAddress": lb.address if lb else None,
+            "loadBalancerVip": lb.vip if lb else None,
+            "mobile": stack.cluster.mobile,
+            "nodeIp": cfg.get("node-ip"),
+            "labels": list(node.labels),
+            "taints": list(node.taints),
+            "schedulable": node.schedulable,
+            "writeKubeconfigMode": stack.cluster.write_kubeconfig_mode,
+            "hostKeyVerified": args.host.host_key_verified,
+            "tokenSource": "secret" if stack.token_is_secret else ("plaintext" if stack.token else "generated"),
+            "retainOnDestroy": stack.cluster.retain_on_destroy,
+        }

@@ -1,0 +1,31 @@
+# Checks a host can run RKE2 before anything is changed on it.
+# In: ROLE (server|agent), MIN_DISK_MB.
+problems=""
+note() { problems="$problems
+  - $*"; log "check failed: $*"; }
+
+[ "$(id -u)" = 0 ] || note "root: running as uid $(id -u); use root or passwordless sudo"
+command -v systemctl >/dev/null 2>&1 || note "systemd: systemctl not found"
+if [ -r /proc/swaps ] && [ "$(awk 'NR > 1' /proc/swaps | wc -l)" -gt 0 ]; then
+  note "swap: swap is on (kubelet refuses it); run swapoff -a and remove it from /etc/fstab"
+fi
+if [ "$ROLE" = server ]; then
+  for port in 6443 9345; do
+    if ss -Htln "sport = :$port" 2>/dev/null | grep -q .; then
+      if systemctl is-active --quiet rke2-server 2>/dev/null; then
+        log "port $port in use by rke2-server (ours)"
+      else
+        note "port $port: in use by another program: $(ss -Htlnp "sport = :$port" | head -n 1)"
+      fi
+    fi
+  done
+fi
+avail=$(df -Pm /var/lib 2>/dev/null | awk 'NR == 2 { print $4 }')
+if [ -n "$avail" ] && [ "$avail" -lt "$MIN_DISK_MB" ]; then
+  note "disk: ${avail} MB free under /var/lib, at least ${MIN_DISK_MB} MB needed"
+fi
+if [ -n "$problems" ]; then
+  fail "preflight on $(hostname):$problems"
+fi
+log "preflight passed"
+echo ok

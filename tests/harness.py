@@ -1,0 +1,189 @@
+"""Evaluates the program under Pulumi mocks and records every registration.
+
+The mock monitor is replaced by one that keeps what the engine would receive: type,
+name, parent, dependencies and the serialized inputs (where secrets are still wrapped),
+so tests can check ordering, parenting and that secrets stay secret.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from google.protobuf import json_format
+from pulumi.runtime import mocks as pmocks
+
+SECRET_SIG = "4dabf18193072939515e22adb298388d"
+
+FAKE_KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters:
+- cluster:
+    certificate-authority-data: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCmZha2UKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo=
+    server: https://127.0.0.1:6443
+  name: default
+contexts:
+- context:
+    cluster: default
+    user: default
+  name: default
+current-context: default
+users:
+- name: default
+  user:
+    client-certificate-data: Y2VydA==
+    client-key-data: c2FtcGxlLWNsaWVudC1rZXk=
+"""
+FAKE_SERVER_TOKEN = "K10feedface::server:sample-generated-token-xyz"
+
+
+class Mocks(pulumi.runtime.Mocks):
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        outputs = dict(args.inputs)
+        if args.typ == "command:remote:Command":
+            if args.name.endswith("-kubeconfig"):
+                outputs["stdout"] = FAKE_KUBECONFIG
+            elif args.name.endswith("-read-token"):
+                outputs["stdout"] = FAKE_SERVER_TOKEN
+            else:
+                outputs["stdout"] = "ok"
+            outputs["stderr"] = ""
+        if args.typ == "kubernetes:helm.sh/v3:Release":
+            outputs["status"] = {"status": "deployed"}
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+
+@dataclass
+class Registration:
+    urn: str
+    type: str
+    name: str
+    parent: str
+    dependencies: list[str]
+    raw_inputs: dict[str, Any]
+    custom: bool
+
+    def input(self, key: str) -> Any:
+        """An input with secrets unwrapped (for comparisons)."""
+        return _unwrap(self.raw_inputs.get(key))
+
+    def secret_paths(self) -> list[str]:
+        return list(_secret_paths(self.raw_inputs, ""))
+
+
+def _unwrap(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG) == "1b47061264138c4ac30d75fd1eb44270":
+            return _unwrap(value.get("value"))
+        return {k: _unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap(v) for v in value]
+    return value
+
+
+def _secret_paths(value: Any, path: str):
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG) == "1b47061264138c4ac30d75fd1eb44270":
+            yield path
+            return
+        for k, v in value.items():
+            yield from _secret_paths(v, f"{path}.{k}" if path else k)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _secret_paths(v, f"{path}[{i}]")
+
+
+def plaintext_outside_secrets(value: Any) -> str:
+    """The serialized inputs with every secret-wrapped value removed."""
+    def strip(v: Any) -> Any:
+        if isinstance(v, dict):
+            if v.get(SECRET_SIG) == "1b47061264138c4ac30d75fd1eb44270":
+                return "[secret]"
+            return {k: strip(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [strip(x) for x in v]
+        return v
+    return json.dumps(strip(value))
+
+
+class RecordingMonitor(pmocks.MockMonitor):
+    def __init__(self, mocks: pulumi.runtime.Mocks):
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        self.registrations.append(Registration(
+            urn=response.urn, type=request.type, name=request.name, parent=request.parent,
+            dependencies=list(request.dependencies),
+            raw_inputs=json_format.MessageToDict(request.object), custom=request.custom))
+        return response
+
+
+@dataclass
+class Evaluation:
+    registrations: list[Registration]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    """Stack outputs as returned by build(): Output objects."""
+    resolved: dict[str, Any] = field(default_factory=dict)
+    secret_outputs: set[str] = field(default_factory=set)
+
+    def by_name(self, name: str) -> Registration:
+        matches = [r for r in self.registrations if r.name == name]
+        assert len(matches) == 1, f"expected one resource named {name}, got {[r.urn for r in matches]}"
+        return matches[0]
+
+    def names(self, typ: str | None = None) -> list[str]:
+        return [r.name for r in self.registrations if typ is None or r.type == typ]
+
+    def by_urn(self, urn: str) -> Registration:
+        return next(r for r in self.registrations if r.urn == urn)
+
+    def depends_on(self, a: str, b: str) -> bool:
+        """Whether resource a (transitively) depends on resource b, by explicit or parent-inherited deps."""
+        target = self.by_name(b).urn
+        seen, todo = set(), [self.by_name(a).urn]
+        while todo:
+            urn = todo.pop()
+            if urn in seen:
+                continue
+            seen.add(urn)
+            reg = self.by_urn(urn)
+            if target in reg.dependencies:
+                return True
+            todo.extend(reg.dependencies)
+            # Dependencies on a component mean on all of its children.
+            todo.extend(r.urn for r in self.registrations if r.parent == urn)
+        return False
+
+
+def evaluate(raw: dict[str, Any], secret_keys: set[str] = frozenset(), preview: bool = False) -> Evaluation:
+    """Runs components.cluster.build on the config under mocks; returns what was registered."""
+    from components.cluster import build
+    from components.config import parse_config
+
+    mocks = Mocks()
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project="rke2-rancher", stack="test", preview=preview, monitor=monitor)
+    evaluation = Evaluation(registrations=monitor.registrations)
+
+    @pulumi.runtime.test
+    def run():
+        outputs = build(parse_config(raw, secret_keys))
+        evaluation.outputs = outputs
+        # Serialize the stack outputs like the engine would receive them, so the test
+        # sees which are secret-wrapped.
+        holder = pulumi.ComponentResource("test:index:StackOutputs", "stack-outputs", props=dict(outputs))
+        return pulumi.Output.from_input(holder.urn)
+
+    run()
+    outputs_reg = evaluation.by_name("stack-outputs")
+    evaluation.resolved = {k: outputs_reg.input(k) for k in evaluation.outputs}
+    evaluation.secret_outputs = {p.split(".")[0] for p in outputs_reg.secret_paths()}
+    evaluation.registrations.remove(outputs_reg)
+    return evaluation
