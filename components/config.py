@@ -79,6 +79,22 @@ MODE_RE = re.compile(r"^0?[0-7]{3}$")
 EMAIL_RE = re.compile(r"^[A-Za-z0-9._+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 
 
+# Every key the program reads, per section; unknown keys are errors (typos surface at once).
+# tests/unit/test_readme.py checks the README's config reference against this table.
+KNOWN_KEYS: dict[str, tuple[str, ...]] = {
+    "": ("ssh", "cluster", "servers", "agents", "loadBalancer", "token", "certManager", "rancher"),
+    "ssh": ("user", "privateKeyPath", "privateKey", "port", "hostKeys"),
+    "cluster": ("hostname", "version", "tlsSans", "clusterCidr", "serviceCidr", "clusterDns", "cni",
+                "disable", "writeKubeconfigMode", "mobile", "mobileNodeIp", "mobileInterface",
+                "extraConfig", "installScriptUrl", "artifactDir", "retainOnDestroy", "readyTimeoutSeconds"),
+    "servers[]": ("name", "address", "nodeIp", "labels", "taints"),
+    "loadBalancer": ("name", "address", "vip", "vipInterface"),
+    "certManager": ("enabled", "version"),
+    "rancher": ("enabled", "version", "hostname", "replicas", "bootstrapPassword", "tlsSource",
+                "repository", "letsEncryptEmail"),
+}
+
+
 class ConfigError(ValueError):
     """A stack config value is missing or invalid. The message names key, value and what is allowed."""
 
@@ -426,7 +442,7 @@ class _Section:
 
 def _node(key: str, raw: Any) -> NodeConfig:
     s = _Section(key, raw)
-    s.reject_unknown(["name", "address", "nodeIp", "labels", "taints"])
+    s.reject_unknown(KNOWN_KEYS["servers[]"])
     return NodeConfig(
         name=s.get("name", node_name, required=True),
         address=s.get("address", host_address, required=True),
@@ -474,11 +490,10 @@ def parse_config(raw: Mapping[str, Any], secret_keys: Iterable[str] = (), pins: 
     pins = versions.load_pins() if pins is None else pins
     secret_keys = set(secret_keys)
     top = _Section("", raw)
-    top.reject_unknown(["ssh", "cluster", "servers", "agents", "loadBalancer", "token",
-                        "certManager", "rancher"])
+    top.reject_unknown(KNOWN_KEYS[""])
 
     ssh_s = _Section("ssh", raw.get("ssh"))
-    ssh_s.reject_unknown(["user", "privateKeyPath", "privateKey", "port", "hostKeys"])
+    ssh_s.reject_unknown(KNOWN_KEYS["ssh"])
     ssh = SshConfig(
         user=ssh_s.get("user", pattern(re.compile(r"^[a-z_][a-z0-9_-]{0,31}$"), "a Unix user name")),
         port=ssh_s.get("port", integer(1, 65535)),
@@ -490,10 +505,7 @@ def parse_config(raw: Mapping[str, Any], secret_keys: Iterable[str] = (), pins: 
         raise ConfigError("ssh.privateKey", "[secret]", "set ssh.privateKey or ssh.privateKeyPath, not both")
 
     c = _Section("cluster", raw.get("cluster"))
-    c.reject_unknown(["hostname", "version", "tlsSans", "clusterCidr", "serviceCidr", "clusterDns",
-                      "cni", "disable", "writeKubeconfigMode", "mobile", "mobileNodeIp",
-                      "mobileInterface", "extraConfig", "installScriptUrl", "artifactDir",
-                      "retainOnDestroy", "readyTimeoutSeconds"])
+    c.reject_unknown(KNOWN_KEYS["cluster"])
     hostname = c.get("hostname", dns_name, required=True)
     cluster = ClusterConfig(
         hostname=hostname,
@@ -535,7 +547,7 @@ def parse_config(raw: Mapping[str, Any], secret_keys: Iterable[str] = (), pins: 
     lb = None
     if raw.get("loadBalancer") is not None:
         lb_s = _Section("loadBalancer", raw.get("loadBalancer"))
-        lb_s.reject_unknown(["name", "address", "vip", "vipInterface"])
+        lb_s.reject_unknown(KNOWN_KEYS["loadBalancer"])
         lb = LoadBalancerConfig(
             name=lb_s.get("name", node_name, required=True),
             address=lb_s.get("address", host_address, required=True),
@@ -561,7 +573,7 @@ def parse_config(raw: Mapping[str, Any], secret_keys: Iterable[str] = (), pins: 
     token_is_secret = token is not None and token_key in secret_keys
 
     cm = _Section("certManager", raw.get("certManager"))
-    cm.reject_unknown(["enabled", "version"])
+    cm.reject_unknown(KNOWN_KEYS["certManager"])
     cert_manager = CertManagerConfig(
         enabled=cm.get("enabled", boolean),
         version=cm.get("version", pattern(versions.CERT_MANAGER_VERSION_RE,
@@ -570,8 +582,7 @@ def parse_config(raw: Mapping[str, Any], secret_keys: Iterable[str] = (), pins: 
     )
 
     r = _Section("rancher", raw.get("rancher"))
-    r.reject_unknown(["enabled", "version", "hostname", "replicas", "bootstrapPassword", "tlsSource",
-                      "repository", "letsEncryptEmail"])
+    r.reject_unknown(KNOWN_KEYS["rancher"])
     rancher_enabled = r.get("enabled", boolean)
     schedulable = sum(n.schedulable for n in (*servers, *agents))
     rancher = RancherConfig(
@@ -612,19 +623,16 @@ def abs_path_or_home(key: str, value: Any) -> str:
     return abs_path(key, value)
 
 
-TOP_LEVEL_KEYS = ("ssh", "cluster", "servers", "agents", "loadBalancer", "token", "certManager", "rancher")
-
-
 def load_stack_config() -> StackConfig:
     """Reads `rke2-rancher:*` from the running Pulumi stack and validates it."""
     import pulumi  # local import: the pure parts of this module stay importable without the SDK
 
     cfg = pulumi.Config(NAMESPACE)
     raw: dict[str, Any] = {}
-    for key in TOP_LEVEL_KEYS:
+    for key in KNOWN_KEYS[""]:
         value = cfg.get_object(key) if key != "token" else cfg.get(key)
         if value is not None:
             raw[key] = value
-    secret = {f"{NAMESPACE}:{k}" for k in TOP_LEVEL_KEYS
+    secret = {f"{NAMESPACE}:{k}" for k in KNOWN_KEYS[""]
               if pulumi.runtime.is_config_secret(f"{NAMESPACE}:{k}")}
     return parse_config(raw, secret)

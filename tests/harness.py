@@ -146,7 +146,12 @@ class Evaluation:
 
     def depends_on(self, a: str, b: str) -> bool:
         """Whether resource a (transitively) depends on resource b, by explicit or parent-inherited deps."""
-        target = self.by_name(b).urn
+        # The SDK expands a dependency on a component into its children's URNs.
+        targets = {self.by_name(b).urn}
+        frontier = set(targets)
+        while frontier:
+            frontier = {r.urn for r in self.registrations if r.parent in frontier}
+            targets |= frontier
         seen, todo = set(), [self.by_name(a).urn]
         while todo:
             urn = todo.pop()
@@ -154,12 +159,23 @@ class Evaluation:
                 continue
             seen.add(urn)
             reg = self.by_urn(urn)
-            if target in reg.dependencies:
+            if targets & set(reg.dependencies):
                 return True
             todo.extend(reg.dependencies)
             # Dependencies on a component mean on all of its children.
             todo.extend(r.urn for r in self.registrations if r.parent == urn)
+            # A child registers only once its parent did, and the parent waits for its own
+            # depends_on first: ancestors' dependencies hold for the child too.
+            ancestor = self._parent(reg)
+            while ancestor is not None:
+                if targets & set(ancestor.dependencies):
+                    return True
+                todo.extend(ancestor.dependencies)
+                ancestor = self._parent(ancestor)
         return False
+
+    def _parent(self, reg: Registration) -> Registration | None:
+        return next((r for r in self.registrations if r.urn == reg.parent), None)
 
 
 def evaluate(raw: dict[str, Any], secret_keys: set[str] = frozenset(), preview: bool = False) -> Evaluation:
