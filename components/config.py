@@ -626,13 +626,16 @@ def abs_path_or_home(key: str, value: Any) -> str:
 def load_stack_config() -> StackConfig:
     """Reads `rke2-rancher:*` from the running Pulumi stack and validates it."""
     import pulumi  # local import: the pure parts of this module stay importable without the SDK
+    from pulumi.runtime import config as runtime_config
 
     cfg = pulumi.Config(NAMESPACE)
+    # Every key of our namespace, so a misspelt top-level key is reported, not ignored.
+    present = {k.split(":", 1)[1] for k in (*runtime_config.CONFIG.get(), *runtime_config.get_config_env())
+               if k.startswith(f"{NAMESPACE}:")}
     raw: dict[str, Any] = {}
-    for key in KNOWN_KEYS[""]:
-        value = cfg.get_object(key) if key != "token" else cfg.get(key)
+    for key in sorted(present | set(KNOWN_KEYS[""])):
+        value = cfg.get(key) if key == "token" else cfg.get_object(key)
         if value is not None:
             raw[key] = value
-    secret = {f"{NAMESPACE}:{k}" for k in KNOWN_KEYS[""]
-              if pulumi.runtime.is_config_secret(f"{NAMESPACE}:{k}")}
+    secret = {f"{NAMESPACE}:{k}" for k in raw if pulumi.runtime.is_config_secret(f"{NAMESPACE}:{k}")}
     return parse_config(raw, secret)

@@ -47,7 +47,7 @@ class RKE2Server(pulumi.ComponentResource):
         host = args.host
         child = pulumi.ResourceOptions(parent=self)
 
-        def after(*deps: pulumi.Resource) -> pulumi.ResourceOptions:
+        def after(*deps: pulumi.Resource | None) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(parent=self, depends_on=[d for d in deps if d is not None])
 
         # Created first, deleted last: its delete runs the uninstall (or leaves the host
@@ -79,6 +79,11 @@ class RKE2Server(pulumi.ComponentResource):
                                "INSTALL_SCRIPT_URL": cluster.install_script_url,
                                "ARTIFACT_DIR": cluster.artifact_dir or ""},
                        opts=after(config))
+        join_guard = None
+        if i == 0 and len(stack.servers) > 1:
+            join_guard = step(f"{name}-join-guard", host, "join-guard.sh",
+                              values={"REGISTRATION_URL": render.registration_url(stack)},
+                              opts=after(config, token_file))
         service = step(
             f"{name}-service", host, "service.sh",
             values={"UNIT": "rke2-server", "ACTION": "restart",
@@ -87,7 +92,7 @@ class RKE2Server(pulumi.ComponentResource):
             update_values={"ACTION": "ensure"},
             # A new version or a changed config (other than tls-san) takes effect on restart.
             triggers=[cluster.version, render.restart_fingerprint(cfg)],
-            opts=after(install, config, token_file, stable_ip, *args.join_after))
+            opts=after(install, config, token_file, stable_ip, join_guard, *args.join_after))
         san_refresh = step(f"{name}-san-refresh", host, "san-refresh.sh",
                            values={"TIMEOUT": cluster.ready_timeout_seconds},
                            stdin="".join(render.openssl_san_form(s) + "\n" for s in sans),

@@ -104,3 +104,11 @@ def test_agent_readiness_is_checked_from_a_server(ha):
 
 def test_rancher_replicas(ha):
     assert ha.by_name("rancher-release").input("values")["replicas"] == 3
+
+
+def test_first_server_guards_against_founding_a_second_cluster(ha):
+    guard = ha.by_name("rke2-server-1-join-guard")
+    assert "REGISTRATION_URL=https://10.20.0.100:9345" in guard.input("create")
+    assert ha.depends_on("rke2-server-1-service", "rke2-server-1-join-guard")
+    assert ha.depends_on("rke2-server-1-join-guard", "rke2-server-1-token")
+    assert "rke2-server-2-join-guard" not in ha.names()
