@@ -8,6 +8,7 @@ import pulumi_kubernetes as k8s
 
 from . import render
 from .cert_manager import CertManager, CertManagerArgs
+from .cluster_identity import ClusterIdentity, ClusterIdentityArgs
 from .config import StackConfig
 from .ha_load_balancer import HALoadBalancer, HALoadBalancerArgs
 from .host import HostAccess, load_private_key
@@ -28,6 +29,12 @@ def build(stack: StackConfig) -> dict[str, pulumi.Input]:
                             HALoadBalancerArgs(stack=stack, host=access(stack.load_balancer.address)))
 
     configured_token = pulumi.Output.secret(stack.token) if stack.token else None
+    identity = None
+    if stack.cluster.ca == "generated":
+        # The stack owns the CA, so the full K10 token (with its CA hash) is known up front.
+        identity = ClusterIdentity("cluster-identity", ClusterIdentityArgs(
+            cluster_hostname=stack.cluster.hostname, token_password=configured_token))
+        configured_token = identity.token
     servers: list[RKE2Server] = []
     for i, node in enumerate(stack.servers):
         if i == 0:
@@ -38,7 +45,9 @@ def build(stack: StackConfig) -> dict[str, pulumi.Input]:
             # One at a time: etcd admits one learner at a time.
             join_after = [servers[-1].readiness] + ([lb.readiness] if lb else [])
         servers.append(RKE2Server(node.name, RKE2ServerArgs(
-            stack=stack, index=i, host=access(node.address), token=token, join_after=join_after)))
+            stack=stack, index=i, host=access(node.address), token=token, join_after=join_after,
+            ca_files=identity.files if identity else None,
+            rotate_after=[servers[-1].rotation] if servers and servers[-1].rotation else [])))
     first = servers[0]
     kubeconfig = first.kubeconfig
     join_token = configured_token or first.token
@@ -80,4 +89,6 @@ def build(stack: StackConfig) -> dict[str, pulumi.Input]:
         "rancherUrl": rancher_url,
         "servers": [n.name for n in stack.servers],
         "agents": [n.name for n in stack.agents],
+        "clusterCaCertificate": identity.root_cert_pem if identity else None,
+        "caExpiry": identity.ca_expiry if identity else None,
     }

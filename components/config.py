@@ -45,6 +45,8 @@ DEFAULTS: dict[str, Any] = {
     "cluster.retainOnDestroy": False,
     # Seconds to wait for the API server to answer /readyz after a start.
     "cluster.readyTimeoutSeconds": 600,
+    # Who owns the cluster CA: the stack (pulumi-tls, survives rebuilds) or RKE2 itself.
+    "cluster.ca": "generated",
     # cert-manager is needed by Rancher's default TLS source.
     "certManager.enabled": True,
     "rancher.enabled": True,
@@ -57,6 +59,7 @@ DEFAULTS: dict[str, Any] = {
 CNI_CHOICES = ("canal", "calico", "cilium", "flannel", "none")
 TLS_SOURCES = ("rancher", "letsEncrypt", "secret")
 MOBILE_INTERFACE_CHOICES = ("auto", "dummy", "loopback")
+CA_CHOICES = ("generated", "rke2")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
 # config.yaml keys the program writes itself; extraConfig must not fight them.
@@ -86,7 +89,8 @@ KNOWN_KEYS: dict[str, tuple[str, ...]] = {
     "ssh": ("user", "privateKeyPath", "privateKey", "port", "hostKeys"),
     "cluster": ("hostname", "version", "tlsSans", "clusterCidr", "serviceCidr", "clusterDns", "cni",
                 "disable", "writeKubeconfigMode", "mobile", "mobileNodeIp", "mobileInterface",
-                "extraConfig", "installScriptUrl", "artifactDir", "retainOnDestroy", "readyTimeoutSeconds"),
+                "extraConfig", "installScriptUrl", "artifactDir", "retainOnDestroy", "readyTimeoutSeconds",
+                "ca", "certificateRotation"),
     "servers[]": ("name", "address", "nodeIp", "labels", "taints"),
     "loadBalancer": ("name", "address", "vip", "vipInterface"),
     "certManager": ("enabled", "version"),
@@ -184,6 +188,10 @@ class ClusterConfig:
     """Air-gap: a directory on each host holding the RKE2 release artifacts."""
     retain_on_destroy: bool
     ready_timeout_seconds: int
+    ca: str
+    """generated: the stack owns the CA set (pulumi-tls); rke2: RKE2 creates it on first start."""
+    certificate_rotation: str | None
+    """Any label; changing it rotates the leaf certificates, one server at a time."""
 
 
 @dataclass(frozen=True)
@@ -529,6 +537,9 @@ def parse_config(raw: Mapping[str, Any], secret_keys: Iterable[str] = (), pins: 
         artifact_dir=c.get("artifactDir", abs_path),
         retain_on_destroy=c.get("retainOnDestroy", boolean),
         ready_timeout_seconds=c.get("readyTimeoutSeconds", integer(30, 7200)),
+        ca=c.get("ca", choice(CA_CHOICES)),
+        certificate_rotation=c.get("certificateRotation", pattern(
+            re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$"), "a label such as 2026-11-22 (letters, digits, . _ : -)")),
     )
     if cluster.cluster_dns and cluster.service_cidr and \
             ipaddress.ip_address(cluster.cluster_dns) not in ipaddress.ip_network(cluster.service_cidr):

@@ -57,7 +57,7 @@ class RKE2Agent(pulumi.ComponentResource):
                          delete_values={"ACTION": "uninstall", "RETAIN": int(cluster.retain_on_destroy)},
                          opts=after())
         preflight = step(f"{name}-preflight", host, "preflight.sh",
-                         values={"ROLE": "agent", "MIN_DISK_MB": MIN_DISK_MB}, opts=after(uninstall))
+                         values={"ROLE": "agent", "MIN_DISK_MB": MIN_DISK_MB, "CA_MODE": "agent"}, opts=after(uninstall))
         registration = step(f"{name}-registration-check", host, "registration-check.sh",
                             values={"REGISTRATION_URL": render.registration_url(stack),
                                     "TIMEOUT": cluster.ready_timeout_seconds},

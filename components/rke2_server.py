@@ -7,7 +7,7 @@ from typing import Sequence
 
 import pulumi
 
-from . import render
+from . import identity, render
 from .config import StackConfig
 from .host import HostAccess, step
 
@@ -27,6 +27,10 @@ class RKE2ServerArgs:
     """Secret join token to write; None on servers[0] when RKE2 should generate it."""
     join_after: Sequence[pulumi.Resource] = ()
     """Readiness steps that must finish first (the previous server: etcd admits one learner at a time)."""
+    ca_files: pulumi.Output[dict] | None = None
+    """Secret CA set to place before the first start (cluster.ca: generated)."""
+    rotate_after: Sequence[pulumi.Resource] = ()
+    """The previous server's certificate rotation: rotations run one server at a time."""
 
 
 class RKE2Server(pulumi.ComponentResource):
@@ -59,7 +63,8 @@ class RKE2Server(pulumi.ComponentResource):
                          delete_values={"ACTION": "uninstall", "RETAIN": int(cluster.retain_on_destroy)},
                          opts=child)
         preflight = step(f"{name}-preflight", host, "preflight.sh",
-                         values={"ROLE": "server", "MIN_DISK_MB": MIN_DISK_MB}, opts=after(uninstall))
+                         values={"ROLE": "server", "MIN_DISK_MB": MIN_DISK_MB, "CA_MODE": cluster.ca},
+                         opts=after(uninstall))
         stable_ip = None
         if cluster.mobile:
             stable_ip = step(f"{name}-stable-ip", host, "stable-ip.sh",
@@ -74,6 +79,11 @@ class RKE2Server(pulumi.ComponentResource):
                               values={"DEST": render.TOKEN_CONFIG_PATH, "MODE": "0600"},
                               stdin=pulumi.Output.secret(args.token).apply(render.token_yaml),
                               secret_output=True, opts=after(preflight))
+        place_ca = None
+        if args.ca_files is not None:
+            place_ca = step(f"{name}-ca", host, "place-ca.sh",
+                            stdin=pulumi.Output.secret(args.ca_files).apply(identity.encode_files),
+                            secret_output=True, opts=after(preflight))
         install = step(f"{name}-install", host, "install.sh",
                        values={"RKE2_VERSION": cluster.version, "RKE2_TYPE": "server",
                                "INSTALL_SCRIPT_URL": cluster.install_script_url,
@@ -92,7 +102,7 @@ class RKE2Server(pulumi.ComponentResource):
             update_values={"ACTION": "ensure"},
             # A new version or a changed config (other than tls-san) takes effect on restart.
             triggers=[cluster.version, render.restart_fingerprint(cfg)],
-            opts=after(install, config, token_file, stable_ip, join_guard, *args.join_after))
+            opts=after(install, config, token_file, stable_ip, join_guard, place_ca, *args.join_after))
         san_refresh = step(f"{name}-san-refresh", host, "san-refresh.sh",
                            values={"TIMEOUT": cluster.ready_timeout_seconds},
                            stdin="".join(render.openssl_san_form(s) + "\n" for s in sans),
@@ -107,11 +117,18 @@ class RKE2Server(pulumi.ComponentResource):
             self.kubeconfig = pulumi.Output.secret(
                 raw.stdout.apply(lambda text: render.rewrite_kubeconfig(text, server_url, context)))
         self.token = None
-        if i == 0 and args.token is None:
+        if i == 0 and args.token is None:  # RKE2 generated it: read it back
             read = step(f"{name}-read-token", host, "read-file.sh",
                         values={"SOURCE": render.TOKEN_PATH}, secret_output=True,
                         opts=after(service))
             self.token = pulumi.Output.secret(read.stdout)
+        self.rotation = None
+        if cluster.certificate_rotation:
+            self.rotation = step(f"{name}-rotate-certs", host, "rotate-certs.sh",
+                                 values={"TIMEOUT": cluster.ready_timeout_seconds,
+                                         "LABEL": cluster.certificate_rotation},
+                                 triggers=[cluster.certificate_rotation],
+                                 opts=after(san_refresh, *args.rotate_after))
         self.ready = san_refresh.stdout
         self.readiness = san_refresh
         self.register_outputs({"ready": self.ready, **({"kubeconfig": self.kubeconfig} if self.kubeconfig else {})})
@@ -142,5 +159,6 @@ class RKE2Server(pulumi.ComponentResource):
             "writeKubeconfigMode": stack.cluster.write_kubeconfig_mode,
             "hostKeyVerified": args.host.host_key_verified,
             "tokenSource": "secret" if stack.token_is_secret else ("plaintext" if stack.token else "generated"),
+            "ca": stack.cluster.ca,
             "retainOnDestroy": stack.cluster.retain_on_destroy,
         }

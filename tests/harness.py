@@ -52,6 +52,13 @@ class Mocks(pulumi.runtime.Mocks):
             outputs["stderr"] = ""
         if args.typ == "kubernetes:helm.sh/v3:Release":
             outputs["status"] = {"status": "deployed"}
+        if args.typ == "tls:index/privateKey:PrivateKey":
+            outputs["privateKeyPem"] = f"-----BEGIN PRIVATE KEY-----\nsample-private-{args.name}\n-----END PRIVATE KEY-----\n"
+        if args.typ in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
+            outputs["certPem"] = f"-----BEGIN CERTIFICATE-----\n{args.name}\n-----END CERTIFICATE-----\n"
+            outputs["validityEndTime"] = "2036-11-20T00:00:00Z"
+        if args.typ == "tls:index/certRequest:CertRequest":
+            outputs["certRequestPem"] = f"-----BEGIN CERTIFICATE REQUEST-----\n{args.name}\n-----END CERTIFICATE REQUEST-----\n"
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs):

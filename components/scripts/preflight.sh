@@ -1,5 +1,5 @@
 # Checks a host can run RKE2 before anything is changed on it.
-# In: ROLE (server|agent), MIN_DISK_MB.
+# In: ROLE (server|agent), MIN_DISK_MB, CA_MODE (generated|rke2 on servers).
 problems=""
 note() { problems="$problems
   - $*"; log "check failed: $*"; }
@@ -19,6 +19,9 @@ if [ "$ROLE" = server ]; then
       fi
     fi
   done
+fi
+if [ "$CA_MODE" = rke2 ] && [ -f /var/lib/rancher/rke2/server/tls/.rke2-rancher-ca ]; then
+  note "cluster.ca: this cluster's CA is owned by the stack (cluster.ca: generated); switching to rke2 would orphan it: set cluster.ca back to generated"
 fi
 avail=$(df -Pm /var/lib 2>/dev/null | awk 'NR == 2 { print $4 }')
 if [ -n "$avail" ] && [ "$avail" -lt "$MIN_DISK_MB" ]; then

@@ -88,7 +88,7 @@ def test_token_and_kubeconfig_are_secret(ha):
 
 
 def test_generated_token_is_read_from_the_first_server():
-    ev = evaluate(with_changes(RAW, token=None), SECRETS - {"rke2-rancher:token"})
+    ev = evaluate(with_changes(RAW, token=None, cluster__ca="rke2"), SECRETS - {"rke2-rancher:token"})
     assert "rke2-server-1-read-token" in ev.names()
     assert "rke2-server-1-token" not in ev.names()
     for name in ("rke2-server-2-token", "rke2-agent-1-token"):

@@ -8,8 +8,8 @@ from tests.harness import evaluate, plaintext_outside_secrets
 from tests.stacks import SAMPLE_SECRETS, load_stack, with_changes
 
 RAW, SECRETS = load_stack("dev")
-SERVER_STEPS = ["uninstall", "preflight", "stable-ip", "config", "install", "service", "san-refresh",
-                "kubeconfig", "read-token"]
+SERVER_STEPS = ["uninstall", "preflight", "stable-ip", "config", "token", "ca", "install", "service",
+                "san-refresh", "kubeconfig"]
 COMMAND = "command:remote:Command"
 
 
@@ -46,7 +46,9 @@ def test_steps_are_children_of_their_component(dev):
     ("jjtestserver-service", "jjtestserver-stable-ip"),
     ("jjtestserver-san-refresh", "jjtestserver-service"),
     ("jjtestserver-kubeconfig", "jjtestserver-san-refresh"),
-    ("jjtestserver-read-token", "jjtestserver-service"),
+    ("jjtestserver-ca", "jjtestserver-preflight"),
+    ("jjtestserver-service", "jjtestserver-ca"),
+    ("jjtestserver-service", "jjtestserver-token"),
     ("cluster", "jjtestserver-san-refresh"),
     ("rancher", "cert-manager"),
     ("rancher-release", "cert-manager-release"),
@@ -91,7 +93,7 @@ def test_secret_paths(dev):
 
 
 def test_secret_steps_hide_their_output(dev):
-    for name in ("jjtestserver-kubeconfig", "jjtestserver-read-token"):
+    for name in ("jjtestserver-kubeconfig", "jjtestserver-token", "jjtestserver-ca"):
         assert dev.by_name(name).input("logging") == "none", name
 
 
@@ -117,7 +119,7 @@ def test_component_props_for_policies(dev):
     props = dev.by_name("jjtestserver").raw_inputs
     assert props["tlsSans"] == ["jjtestserver", "localhost", "127.0.0.1"]
     assert props["mobile"] is True and props["nodeIp"] == "10.255.255.1"
-    assert props["tokenSource"] == "generated" and props["serverCount"] == 1
+    assert props["tokenSource"] == "generated" and props["serverCount"] == 1 and props["ca"] == "generated"
     assert dev.by_name("rancher").raw_inputs["replicas"] == 1
 
 
@@ -178,8 +180,18 @@ def test_retain_on_destroy_changes_only_the_uninstall_step(dev):
     assert "RETAIN=0" in dev.by_name("jjtestserver-uninstall").input("delete")
 
 
+def test_rke2_owned_ca_reads_the_generated_token_back():
+    ev = evaluate(with_changes(RAW, cluster__ca="rke2"), SECRETS)
+    assert "jjtestserver-read-token" in ev.names(COMMAND)
+    assert "jjtestserver-token" not in ev.names(COMMAND) and "jjtestserver-ca" not in ev.names(COMMAND)
+    assert ev.by_name("jjtestserver-read-token").input("logging") == "none"
+    assert ev.depends_on("jjtestserver-read-token", "jjtestserver-service")
+    assert ev.names("rke2:index:ClusterIdentity") == []
+
+
 def test_configured_token_is_written_not_read(dev):
-    ev = evaluate(with_changes(RAW, token="configured-token-value"), SECRETS | {"rke2-rancher:token"})
+    ev = evaluate(with_changes(RAW, token="configured-token-value", cluster__ca="rke2"),
+                  SECRETS | {"rke2-rancher:token"})
     assert "jjtestserver-token" in ev.names(COMMAND)
     assert "jjtestserver-read-token" not in ev.names(COMMAND)
     assert "stdin" in ev.by_name("jjtestserver-token").secret_paths()

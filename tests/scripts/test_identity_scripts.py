@@ -1,0 +1,56 @@
+"""place-ca.sh, rotate-certs.sh and the CA-mode preflight check in a scratch root."""
+
+from __future__ import annotations
+
+import stat
+
+from components import identity
+from tests.scripts.sandbox import Sandbox
+
+TLS = "/var/lib/rancher/rke2/server/tls"
+FILES = {
+    "server-ca.crt": ("0644", "-----BEGIN CERTIFICATE-----\nserver\n-----END CERTIFICATE-----\n"),
+    "server-ca.key": ("0600", "-----BEGIN PRIVATE KEY-----\nkey\n-----END PRIVATE KEY-----\n"),
+    "etcd/peer-ca.crt": ("0644", "-----BEGIN CERTIFICATE-----\npeer\n-----END CERTIFICATE-----\n"),
+    "etcd/peer-ca.key": ("0600", "-----BEGIN PRIVATE KEY-----\npeer\n-----END PRIVATE KEY-----\n"),
+    "service.key": ("0600", "-----BEGIN PRIVATE KEY-----\nsvc\n-----END PRIVATE KEY-----\n"),
+}
+
+
+def mode(sandbox: Sandbox, path: str) -> int:
+    return stat.S_IMODE(sandbox.path(path).stat().st_mode)
+
+
+def test_place_ca_writes_the_set_with_modes_and_is_idempotent(sandbox: Sandbox):
+    stdin = identity.encode_files(FILES)
+    res = sandbox.run("place-ca.sh", stdin=stdin)
+    assert res.returncode == 0 and res.stdout == "placed\n", res
+    for path, (m, content) in FILES.items():
+        assert sandbox.read(f"{TLS}/{path}") == content
+        assert mode(sandbox, f"{TLS}/{path}") == int(m, 8), path
+    before = sandbox.snapshot()
+    res = sandbox.run("place-ca.sh", stdin=stdin)
+    assert res.returncode == 0 and res.stdout == "unchanged\n", res
+    assert sandbox.snapshot() == before
+
+
+def test_place_ca_refuses_to_replace_a_different_ca(sandbox: Sandbox):
+    assert sandbox.run("place-ca.sh", stdin=identity.encode_files(FILES)).returncode == 0
+    other = {**FILES, "server-ca.key": ("0600", "another key\n")}
+    res = sandbox.run("place-ca.sh", stdin=identity.encode_files(other))
+    assert res.returncode != 0 and "server-ca.key differs" in res.stderr, res
+    assert sandbox.read(f"{TLS}/server-ca.key") == FILES["server-ca.key"][1]
+
+
+def test_place_ca_refuses_a_ca_that_rke2_created(sandbox: Sandbox):
+    sandbox.write(f"{TLS}/server-ca.crt", "rke2's own CA\n", 0o644)
+    res = sandbox.run("place-ca.sh", stdin=identity.encode_files(FILES))
+    assert res.returncode != 0 and "created by RKE2" in res.stderr, res
+    assert sandbox.read(f"{TLS}/server-ca.crt") == "rke2's own CA\n"
+
+
+def test_preflight_refuses_switching_a_stack_owned_ca_to_rke2(sandbox: Sandbox):
+    assert sandbox.run("place-ca.sh", stdin=identity.encode_files(FILES)).returncode == 0
+    res = sandbox.run("preflight.sh", CA_MODE="rke2")
+    assert res.returncode != 0 and "cluster.ca" in res.stderr and "orphan" in res.stderr, res
+    assert sandbox.run("preflight.sh", CA_MODE="generated").returncode == 0
