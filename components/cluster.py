@@ -32,8 +32,10 @@ def build(stack: StackConfig) -> dict[str, pulumi.Input]:
     identity = None
     if stack.cluster.ca == "generated":
         # The stack owns the CA, so the full K10 token (with its CA hash) is known up front.
+        rancher_own_cert = stack.rancher.enabled and stack.rancher.tls_source == "secret"
         identity = ClusterIdentity("cluster-identity", ClusterIdentityArgs(
-            cluster_hostname=stack.cluster.hostname, token_password=configured_token))
+            cluster_hostname=stack.cluster.hostname, token_password=configured_token,
+            ingress_hostname=stack.rancher.hostname if rancher_own_cert else None))
         configured_token = identity.token
     servers: list[RKE2Server] = []
     for i, node in enumerate(stack.servers):
@@ -79,6 +81,8 @@ def build(stack: StackConfig) -> dict[str, pulumi.Input]:
             bootstrap_password=pulumi.Output.secret(r.bootstrap_password),
             tls_source=r.tls_source, repository=r.repository, letsencrypt_email=r.letsencrypt_email,
             schedulable_nodes=stack.schedulable_nodes,
+            ingress_tls=(identity.ingress_cert_chain, identity.ingress_key, identity.root_cert_pem)
+            if identity is not None and identity.ingress_cert_chain is not None else None,
         ), opts=pulumi.ResourceOptions(providers=[provider], depends_on=depends))
         rancher_url = rancher.url
 

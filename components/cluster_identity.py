@@ -18,6 +18,9 @@ from . import identity
 
 # CAs live 10 years, as RKE2's own; they never renew by themselves (rotation is explicit).
 CA_VALIDITY_HOURS = 10 * 365 * 24
+# Leaf certificates: a year, reissued by `pulumi up` within 30 days of expiry.
+LEAF_VALIDITY_HOURS = 365 * 24
+LEAF_EARLY_RENEWAL_HOURS = 30 * 24
 CA_USES = ["cert_signing", "crl_signing", "digital_signature", "key_encipherment"]
 
 
@@ -27,6 +30,8 @@ class ClusterIdentityArgs:
     """Named in the CA subjects, so an operator can tell clusters apart."""
     token_password: pulumi.Output[str] | None = None
     """Secret password part of the join token; derived from the stack's keys when None."""
+    ingress_hostname: str | None = None
+    """When set, also issue Rancher's ingress certificate for this name (rancher.tlsSource: secret)."""
 
 
 class ClusterIdentity(pulumi.ComponentResource):
@@ -95,4 +100,22 @@ class ClusterIdentity(pulumi.ComponentResource):
         self.token = pulumi.Output.secret(pulumi.Output.all(self.server_ca_bundle, password).apply(
             lambda v: identity.full_token(v[0], v[1])))
         self.ca_expiry = root.validity_end_time
+
+        self.ingress_cert_chain = self.ingress_key = self.ingress_expiry = None
+        if args.ingress_hostname:
+            ing_key = key("rancher-ingress")
+            ing_csr = tls.CertRequest(
+                f"{name}-rancher-ingress-csr", private_key_pem=ing_key.private_key_pem,
+                subject=tls.CertRequestSubjectArgs(common_name=args.ingress_hostname, organization="rke2-rancher"),
+                dns_names=[args.ingress_hostname], opts=child)
+            ing = tls.LocallySignedCert(
+                f"{name}-rancher-ingress", cert_request_pem=ing_csr.cert_request_pem,
+                ca_private_key_pem=inter_key.private_key_pem, ca_cert_pem=inter.cert_pem,
+                validity_period_hours=LEAF_VALIDITY_HOURS, early_renewal_hours=LEAF_EARLY_RENEWAL_HOURS,
+                allowed_uses=["digital_signature", "key_encipherment", "server_auth"], opts=child)
+            # The served chain ends at the intermediate; clients trust the root (privateCA).
+            self.ingress_cert_chain = pulumi.Output.all(ing.cert_pem, inter.cert_pem).apply(
+                lambda p: identity.chain(*p))
+            self.ingress_key = pulumi.Output.secret(ing_key.private_key_pem)
+            self.ingress_expiry = ing.validity_end_time
         self.register_outputs({"rootCertPem": self.root_cert_pem, "caExpiry": self.ca_expiry})

@@ -28,6 +28,8 @@ class RancherReleaseArgs:
     """Account e-mail for letsEncrypt."""
     schedulable_nodes: int = 1
     """Nodes Rancher can run on; recorded for the policy pack."""
+    ingress_tls: tuple[pulumi.Output[str], pulumi.Output[str], pulumi.Output[str]] | None = None
+    """(certificate chain, secret key, private CA) from the stack's CA, for tlsSource: secret."""
     timeout_seconds: int = 900
     """How long Helm waits for Rancher to roll out."""
 
@@ -59,6 +61,24 @@ class RancherRelease(pulumi.ComponentResource):
             "hostname": args.hostname, "replicas": args.replicas, "tlsSource": args.tls_source,
             "schedulableNodes": args.schedulable_nodes, "values": values,
         }, opts)
+        secrets = []
+        if args.ingress_tls is not None:
+            # Rancher on the cluster's own trust root: the ingress certificate and the CA
+            # Rancher hands to agents (privateCA) come from the stack's CA.
+            chain, key, ca = args.ingress_tls
+            ns = k8s.core.v1.Namespace(f"{name}-namespace", metadata={"name": NAMESPACE},
+                                       opts=pulumi.ResourceOptions(parent=self))
+            secrets = [
+                k8s.core.v1.Secret(f"{name}-ingress-tls", metadata={"name": "tls-rancher-ingress", "namespace": NAMESPACE},
+                                   type="kubernetes.io/tls",
+                                   string_data=pulumi.Output.secret(pulumi.Output.all(chain, key).apply(
+                                       lambda v: {"tls.crt": v[0], "tls.key": v[1]})),
+                                   opts=pulumi.ResourceOptions(parent=self, depends_on=[ns])),
+                k8s.core.v1.Secret(f"{name}-private-ca", metadata={"name": "tls-ca", "namespace": NAMESPACE},
+                                   string_data={"cacerts.pem": ca},
+                                   opts=pulumi.ResourceOptions(parent=self, depends_on=[ns])),
+            ]
+            values["privateCA"] = True
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
             k8s.helm.v3.ReleaseArgs(
@@ -73,7 +93,7 @@ class RancherRelease(pulumi.ComponentResource):
                 wait_for_jobs=True,
                 timeout=args.timeout_seconds,
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=secrets),
         )
         self.url = pulumi.Output.from_input(f"https://{args.hostname}")
         self.register_outputs({"url": self.url})

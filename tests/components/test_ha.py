@@ -16,8 +16,8 @@ def ha():
 
 
 def test_components(ha):
-    assert ha.names("rke2:index:RKE2Server") == SERVERS
-    assert ha.names("rke2:index:RKE2Agent") == AGENTS
+    assert sorted(ha.names("rke2:index:RKE2Server")) == SERVERS
+    assert sorted(ha.names("rke2:index:RKE2Agent")) == AGENTS
     assert ha.names("rke2:index:HALoadBalancer") == ["rke2-lb"]
     assert sorted(n for n in ha.names("command:remote:Command") if n.startswith("rke2-lb")) == [
         "rke2-lb-haproxy", "rke2-lb-keepalived", "rke2-lb-packages"]

@@ -85,3 +85,18 @@ def test_full_token_keeps_only_the_password_of_a_configured_k10_token():
 def test_encode_files_is_sorted_and_base64():
     text = identity.encode_files({"b.key": ("0600", "k"), "a.crt": ("0644", "c")})
     assert text == "a.crt 0644 Yw==\nb.key 0600 aw==\n"
+
+
+def test_rancher_on_the_same_trust_root():
+    dev, dev_secrets = load_stack("dev")
+    ev = evaluate(with_changes(dev, rancher__tlsSource="secret"), dev_secrets)
+    ingress = ev.by_name("cluster-identity-rancher-ingress")
+    assert "cluster-identity-intermediate-ca" in ingress.input("caCertPem")
+    assert ev.by_name("cluster-identity-rancher-ingress-csr").input("dnsNames") == ["jjtestserver"]
+    tls_secret = ev.by_name("rancher-ingress-tls")
+    assert tls_secret.input("type") == "kubernetes.io/tls" and "stringData" in tls_secret.secret_paths()
+    assert "cluster-identity-root-ca" in ev.by_name("rancher-private-ca").input("stringData")["cacerts.pem"]
+    release = ev.by_name("rancher-release")
+    assert release.input("values")["privateCA"] is True
+    assert release.input("values")["ingress"] == {"tls": {"source": "secret"}}
+    assert ev.depends_on("rancher-release", "rancher-ingress-tls")
