@@ -1,0 +1,1441 @@
+#!/usr/bin/env python3
+"""rke2-standin: a behavioural stand-in for RKE2, used by the host lab. It is NOT RKE2.
+
+RKE2 cannot be downloaded here, so the lab installs this program as /usr/local/bin/rke2
+through RKE2's documented air-gap install path. It honours the parts of RKE2's contract that
+install tooling depends on (see shared/reference/rke2-facts.md):
+
+- config: /etc/rancher/rke2/config.yaml then config.yaml.d/*.yaml (last wins, `key+` appends);
+- server: CA set under server/tls (created, or used when placed beforehand); API serving
+  certificate regenerated only when a wanted name is missing, it expired or is due for
+  renewal (so removed SANs stay until the file is deleted); supervisor certificate
+  (dynamic-cert.json, mirrored in secret kube-system/rke2-serving) that only grows;
+  server/token `K10<sha256 of server-ca.crt>::server:<password>`; rke2.yaml with
+  write-kubeconfig-mode; TLS on 6443 (/readyz, /livez, /version, a few /api/v1 paths with
+  client-certificate auth) and 9345 (/ping, /cacerts, bootstrap for joiners);
+- joining (server or agent): /cacerts checked against the token's CA hash, bootstrap data
+  with the token, critical configuration compared, etcd members admitted one learner at a
+  time (others retry); node passwords as RKE2 keeps them;
+- etcd member address recorded at first start; a later start with another node-ip fails
+  with "not a member of the etcd cluster" until `rke2 server --cluster-reset`;
+- sd_notify READY=1 when serving, logs in logrus format to stderr and
+  /var/lib/rancher/rke2/standin.log;
+- invoked as `kubectl` (the copy in /var/lib/rancher/rke2/bin), a small kubectl for those
+  paths.
+
+Shared cluster state ("etcd") is a JSON document each server keeps and pushes to the other
+members. Placeholders @...@ are filled in by tests/lab/standin/__init__.py:build_artifacts.
+"""
+import base64
+import datetime as dt
+import glob
+import hashlib
+import hmac
+import http.client
+import ipaddress
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+VERSION = "@RKE2_STANDIN_VERSION@"
+DATA_DIR = "/var/lib/rancher/rke2"
+CONFIG_FILE = "/etc/rancher/rke2/config.yaml"
+KUBECONFIG = "/etc/rancher/rke2/rke2.yaml"
+NODE_PASSWORD_FILE = "/etc/rancher/node/password"
+TLS = f"{DATA_DIR}/server/tls"
+ETCD_DIR = f"{DATA_DIR}/server/db/etcd"
+MEMBER_FILE = f"{ETCD_DIR}/standin-member.json"
+DATASTORE_FILE = f"{ETCD_DIR}/standin-datastore.json"
+LOG_FILE = f"{DATA_DIR}/standin.log"
+HEARTBEAT_S = 10
+NODE_GRACE_S = 40  # kube-controller-manager's node-monitor-grace-period
+RENEW_DAYS = 120
+LEARNER_S = float(os.environ.get("RKE2_STANDIN_LEARNER_SECONDS", "3"))
+CA_SET = [("server-ca", "rke2-server"), ("client-ca", "rke2-client"),
+          ("request-header-ca", "rke2-request-header"), ("etcd/server-ca", "etcd-server"),
+          ("etcd/peer-ca", "etcd-peer")]
+CRITICAL = {"cluster-cidr": "10.42.0.0/16", "cluster-dns": "10.43.0.10",
+            "cluster-domain": "cluster.local", "service-cidr": "10.43.0.0/16",
+            "disable-kube-proxy": "false", "disable-cloud-controller": "false",
+            "egress-selector-mode": "agent"}
+LIST_KEYS = {"tls-san", "node-label", "node-taint", "node-ip", "node-external-ip", "disable",
+             "cni", "kubelet-arg", "kube-apiserver-arg", "kube-controller-manager-arg",
+             "kube-scheduler-arg", "kube-proxy-arg", "etcd-arg", "disable-charts"}
+BOOL_FLAGS = {"cluster-reset", "debug", "cluster-init", "selinux", "disable-kube-proxy",
+              "disable-cloud-controller", "protect-kernel-defaults", "embedded-registry",
+              "etcd-disable-snapshots", "etcd-expose-metrics", "secrets-encryption"}
+KNOWN_KEYS = LIST_KEYS | BOOL_FLAGS | set(CRITICAL) | {
+    "token", "token-file", "agent-token", "agent-token-file", "server", "write-kubeconfig",
+    "write-kubeconfig-mode", "node-name", "advertise-address", "profile", "data-dir",
+    "cluster-reset-restore-path", "etcd-snapshot-schedule-cron", "etcd-snapshot-retention",
+    "etcd-snapshot-dir", "etcd-s3", "etcd-s3-endpoint", "etcd-s3-bucket", "etcd-s3-region",
+    "etcd-s3-folder", "etcd-s3-access-key", "etcd-s3-secret-key", "system-default-registry",
+    "ingress-controller", "tls-san-security", "kube-apiserver-image", "node-external-dns",
+    "bind-address", "https-listen-port", "supervisor-port", "cloud-provider-name",
+    "with-node-id", "resolv-conf", "private-registry", "config", "audit-policy-file",
+    "pod-security-admission-config-file", "container-runtime-endpoint", "snapshotter",
+    "image-credential-provider-config", "image-credential-provider-bin-dir", "lb-server-port"}
+STANDIN_NOTE = "rke2-standin: a behavioural stand-in for RKE2 used by the host lab; it is not RKE2"
+
+
+# --- logging ------------------------------------------------------------------------------
+class Log:
+    def __init__(self):
+        self.file = None
+        self.lock = threading.Lock()
+
+    def open(self, path: str) -> None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        self.file = open(path, "a", buffering=1)
+
+    def __call__(self, level: str, msg: str) -> None:
+        ts = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+        line = f'time="{ts}" level={level} msg={json.dumps(msg)}'
+        with self.lock:
+            print(line, file=sys.stderr, flush=True)
+            if self.file:
+                self.file.write(line + "\n")
+
+
+log = Log()
+
+
+def info(msg):
+    log("info", msg)
+
+
+def warn(msg):
+    log("warning", msg)
+
+
+def fatal(msg):
+    log("fatal", msg)
+    sys.exit(1)
+
+
+# --- config -------------------------------------------------------------------------------
+def as_list(value) -> list:
+    if value is None or value is False:
+        return []
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [str(value)]
+
+
+def parse_cli(args: list) -> dict:
+    cli = {}
+    it = iter(args)
+    for a in it:
+        if not a.startswith("-"):
+            fatal(f"unexpected argument {a!r}")
+        key, eq, value = a.lstrip("-").partition("=")
+        if key == "c":
+            key = "config"
+        if not eq:
+            value = True if key in BOOL_FLAGS else next(it, "")
+        if key in LIST_KEYS:
+            cli[key] = as_list(cli.get(key)) + as_list(value)
+        else:
+            cli[key] = value
+    return cli
+
+
+def load_config(cli: dict) -> dict:
+    path = cli.get("config") or os.environ.get("RKE2_CONFIG_FILE") or CONFIG_FILE
+    files = ([path] if os.path.exists(path) else []) + sorted(glob.glob(f"{path}.d/*.yaml"))
+    cfg = {}
+    for f in files:
+        try:
+            with open(f) as fh:
+                data = yaml.safe_load(fh) or {}
+        except (OSError, yaml.YAMLError) as e:
+            fatal(f"failed to parse {f}: {e}")
+        if not isinstance(data, dict):
+            fatal(f"{f}: expected a map of flag names to values")
+        for key, value in data.items():
+            key = str(key)
+            if key.endswith("+"):
+                cfg[key[:-1]] = as_list(cfg.get(key[:-1])) + as_list(value)
+            else:
+                cfg[key] = value
+    for key, value in cli.items():
+        cfg[key] = as_list(cfg.get(key)) + as_list(value) if key in LIST_KEYS else value
+    for env, key in (("RKE2_TOKEN", "token"), ("RKE2_URL", "server")):
+        if os.environ.get(env) and key not in cfg:
+            cfg[key] = os.environ[env]
+    for key in ("token", "agent-token"):
+        if cfg.get(f"{key}-file") and not cfg.get(key):
+            with open(cfg[f"{key}-file"]) as fh:
+                cfg[key] = fh.read().strip()
+    for key in cfg:
+        if key not in KNOWN_KEYS:
+            warn(f"Unknown flag --{key} found in config.yaml, skipping")
+    if cfg.get("data-dir") and cfg["data-dir"] != DATA_DIR:
+        warn(f"data-dir {cfg['data-dir']} is not supported by the stand-in; using {DATA_DIR}")
+    info(f"config files read: {files or 'none'}")
+    return cfg
+
+
+def critical_values(cfg: dict) -> dict:
+    return {k: str(cfg.get(k, d)).lower() for k, d in CRITICAL.items()}
+
+
+# --- identity and addresses ---------------------------------------------------------------
+def ip_json(*args) -> list:
+    res = subprocess.run(["ip", "-j", *args], capture_output=True, text=True)
+    try:
+        return json.loads(res.stdout or "[]")
+    except ValueError:
+        return []
+
+
+def default_ip() -> str:
+    """The IPv4 address of the interface holding the default route, as RKE2 picks it."""
+    routes = ip_json("-4", "route", "show", "default")
+    devs = [r["dev"] for r in routes if r.get("dev")]
+    for link in ip_json("-4", "addr"):
+        if (not devs or link.get("ifname") in devs) and link.get("ifname") != "lo":
+            for a in link.get("addr_info", []):
+                if a.get("scope") == "global":
+                    return a["local"]
+    return "127.0.0.1"
+
+
+def local_ips() -> set:
+    return {a["local"] for link in ip_json("addr") for a in link.get("addr_info", [])}
+
+
+class Identity:
+    def __init__(self, cfg: dict):
+        self.name = str(cfg.get("node-name") or socket.gethostname()).lower()
+        self.ips = as_list(cfg.get("node-ip")) or [default_ip()]
+        self.external_ips = as_list(cfg.get("node-external-ip"))
+        self.advertise = str(cfg.get("advertise-address") or self.ips[0])
+        self.tls_sans = as_list(cfg.get("tls-san"))
+        self.labels = as_list(cfg.get("node-label"))
+        self.taints = as_list(cfg.get("node-taint"))
+        self.service_ip = str(next(ipaddress.ip_network(
+            str(cfg.get("service-cidr") or CRITICAL["service-cidr"]).split(",")[0]).hosts()))
+        self.cluster_domain = str(cfg.get("cluster-domain") or "cluster.local")
+
+    @property
+    def peer_url(self) -> str:
+        return f"https://{self.ips[0]}:2380"
+
+    def api_names(self) -> tuple[set, set]:
+        """DNS names and IPs the API serving certificate must carry."""
+        dns = {"kubernetes", "kubernetes.default", "kubernetes.default.svc",
+               f"kubernetes.default.svc.{self.cluster_domain}", "localhost", self.name}
+        ips = {"127.0.0.1", "::1", self.service_ip, self.advertise, *self.ips, *self.external_ips}
+        for san in self.tls_sans:
+            (ips if is_ip(san) else dns).add(san)
+        return dns, {str(ipaddress.ip_address(i)) for i in ips}
+
+
+def is_ip(s: str) -> bool:
+    try:
+        ipaddress.ip_address(s)
+        return True
+    except ValueError:
+        return False
+
+
+# --- certificates -------------------------------------------------------------------------
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def new_key():
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def key_pem(key) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM,
+                             serialization.PrivateFormat.TraditionalOpenSSL,
+                             serialization.NoEncryption())
+
+
+def cert_pem(cert) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def write_file(path: str, data, mode: int = 0o644) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def read_bytes(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def make_ca(common_name: str, key):
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    return (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now() - dt.timedelta(hours=1))
+            .not_valid_after(now() + dt.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=True,
+                                         key_cert_sign=True, content_commitment=False,
+                                         data_encipherment=False, key_agreement=False,
+                                         crl_sign=False, encipher_only=False,
+                                         decipher_only=False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+            .sign(key, hashes.SHA256()))
+
+
+def sign_leaf(common_name: str, orgs: list, dns: set, ips: set, ca_cert, ca_key, key,
+              server: bool, client: bool):
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in orgs]
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + \
+             ([ExtendedKeyUsageOID.CLIENT_AUTH] if client else [])
+    builder = (x509.CertificateBuilder().subject_name(x509.Name(attrs))
+               .issuer_name(ca_cert.subject).public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now() - dt.timedelta(hours=1))
+               .not_valid_after(now() + dt.timedelta(days=365))
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+               .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=True,
+                                            key_cert_sign=False, content_commitment=False,
+                                            data_encipherment=False, key_agreement=False,
+                                            crl_sign=False, encipher_only=False,
+                                            decipher_only=False), critical=True)
+               .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                   ca_cert.public_key()), critical=False))
+    names = [x509.DNSName(d) for d in sorted(dns)] + \
+            [x509.IPAddress(ipaddress.ip_address(i)) for i in sorted(ips)]
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    return builder.sign(ca_key, hashes.SHA256())
+
+
+def load_pair(rel: str):
+    cert = x509.load_pem_x509_certificate(read_bytes(f"{TLS}/{rel}.crt"))
+    key = serialization.load_pem_private_key(read_bytes(f"{TLS}/{rel}.key"), None)
+    return cert, key
+
+
+def cert_sans(cert) -> tuple[set, set]:
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return set(), set()
+    return (set(ext.get_values_for_type(x509.DNSName)),
+            {str(i) for i in ext.get_values_for_type(x509.IPAddress)})
+
+
+def needs_renewal(cert, ca_cert) -> str:
+    """Why a leaf must be reissued ('' when it is fine): not from this CA, expired, or
+    within the renewal window."""
+    try:
+        cert.verify_directly_issued_by(ca_cert)
+    except Exception:
+        return "not signed by the current CA"
+    if cert.not_valid_after_utc - now() < dt.timedelta(days=RENEW_DAYS):
+        return "expired or due for renewal"
+    return ""
+
+
+def ensure_cas() -> None:
+    for rel, prefix in CA_SET:
+        crt, key = f"{TLS}/{rel}.crt", f"{TLS}/{rel}.key"
+        if os.path.exists(crt) and os.path.exists(key):
+            cert, k = load_pair(rel)
+            if cert.public_key().public_numbers() != k.public_key().public_numbers():
+                fatal(f"{crt} does not match {key}")
+            continue
+        if os.path.exists(crt) or os.path.exists(key):
+            fatal(f"only one of {crt} and {key} exists; place both or neither")
+        k = new_key()
+        write_file(key, key_pem(k), 0o600)
+        write_file(crt, cert_pem(make_ca(f"{prefix}-ca@{int(time.time())}", k)))
+        info(f"generated CA {rel}")
+    if not os.path.exists(f"{TLS}/service.key"):
+        k = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        write_file(f"{TLS}/service.key", key_pem(k), 0o600)
+
+
+def ca_hash() -> str:
+    return hashlib.sha256(read_bytes(f"{TLS}/server-ca.crt")).hexdigest()
+
+
+def ensure_leaf(rel: str, ca: str, cn: str, orgs: list, dns: set, ips: set,
+                server: bool, client: bool) -> None:
+    """RKE2's rule: reissue only when missing, not from the CA, expiring, or lacking a
+    wanted name. A reissued certificate carries exactly the wanted names."""
+    ca_cert, ca_key = load_pair(ca)
+    crt, key = f"{TLS}/{rel}.crt", f"{TLS}/{rel}.key"
+    reason = "missing"
+    if os.path.exists(crt) and os.path.exists(key):
+        cert = x509.load_pem_x509_certificate(read_bytes(crt))
+        have_dns, have_ips = cert_sans(cert)
+        reason = needs_renewal(cert, ca_cert)
+        missing = (dns - have_dns) | (ips - have_ips)
+        if not reason and missing:
+            reason = f"new names {sorted(missing)}"
+        if not reason:
+            return
+    k = new_key()
+    cert = sign_leaf(cn, orgs, dns, ips, ca_cert, ca_key, k, server, client)
+    write_file(key, key_pem(k), 0o600)
+    write_file(crt, cert_pem(cert) + cert_pem(ca_cert))
+    info(f"certificate {rel} (re)generated: {reason}; names {sorted(dns) + sorted(ips)}")
+
+
+# --- tokens -------------------------------------------------------------------------------
+def parse_token(token: str) -> tuple:
+    """(ca hash or None, user or None, password) from `K10<hash>::<user>:<password>` or a
+    bare password."""
+    token = str(token).strip()
+    m = re.fullmatch(r"K10([0-9a-f]+)::([^:]+):(.+)", token)
+    if m:
+        return m.group(1), m.group(2), m.group(3)
+    return None, None, token
+
+
+def sha(s: str) -> str:
+    return hashlib.sha256(s.encode()).hexdigest()
+
+
+# --- HTTP helpers -------------------------------------------------------------------------
+def client_ctx(cadata: str | None, check_hostname: bool = True) -> ssl.SSLContext:
+    if cadata is None:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    ctx = ssl.create_default_context(cadata=cadata)
+    ctx.check_hostname = check_hostname
+    return ctx
+
+
+def request(url: str, ctx, method: str = "GET", body=None, auth: tuple | None = None,
+            timeout: float = 10) -> tuple[int, bytes]:
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPSConnection(u.hostname, u.port or 443, context=ctx, timeout=timeout)
+    headers = {}
+    if auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(
+            f"{auth[0]}:{auth[1]}".encode()).decode()
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    try:
+        conn.request(method, u.path + (f"?{u.query}" if u.query else ""), body=data,
+                     headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def sd_notify(msg: str) -> None:
+    addr = os.environ.get("NOTIFY_SOCKET")
+    if not addr:
+        return
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.connect(addr)
+        s.sendall(msg.encode())
+
+
+def fetch_cacerts(url: str, token_hash: str | None) -> str:
+    """GET /cacerts (unverified, as RKE2 does) until it answers; check the token's hash."""
+    attempt = 0
+    while True:
+        try:
+            status, body = request(f"{url}/cacerts", client_ctx(None))
+            if status == 200:
+                break
+            err = f"HTTP {status}"
+        except (OSError, http.client.HTTPException) as e:
+            err = str(e)
+        if attempt % 5 == 0:
+            info(f"Waiting to retrieve CA certificates from {url}: {err}")
+        attempt += 1
+        time.sleep(1)
+    actual = hashlib.sha256(body).hexdigest()
+    if token_hash and token_hash != actual:
+        fatal(f"token CA hash does not match the Cluster CA certificate hash: "
+              f"{token_hash} != {actual}")
+    return body.decode()
+
+
+# --- the shared cluster state ("etcd") ----------------------------------------------------
+class Store:
+    COLLECTIONS = ("members", "nodes", "secrets")
+
+    def __init__(self, data: dict | None = None):
+        self.lock = threading.RLock()
+        self.changed = threading.Event()
+        self.data = data if data is not None else self._load()
+        for c in self.COLLECTIONS:
+            self.data.setdefault(c, {})
+
+    @staticmethod
+    def _load() -> dict:
+        try:
+            with open(DATASTORE_FILE) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return {}
+
+    def save(self) -> None:
+        with self.lock:
+            write_file(DATASTORE_FILE, json.dumps(self.data, sort_keys=True), 0o600)
+
+    def put(self, coll: str, key: str, record: dict | None) -> None:
+        with self.lock:
+            rec = {"deleted": True} if record is None else dict(record)
+            rec["updated"] = time.time()
+            self.data[coll][key] = rec
+            self.save()
+        self.changed.set()
+
+    def get(self, coll: str, key: str):
+        with self.lock:
+            rec = self.data[coll].get(key)
+            return None if rec is None or rec.get("deleted") else dict(rec)
+
+    def items(self, coll: str) -> list:
+        with self.lock:
+            return [(k, dict(v)) for k, v in sorted(self.data[coll].items())
+                    if not v.get("deleted")]
+
+    def merge(self, other: dict) -> bool:
+        with self.lock:
+            if other.get("cluster_id") != self.data.get("cluster_id"):
+                warn(f"ignoring state from another cluster ({other.get('cluster_id')})")
+                return False
+            for c in self.COLLECTIONS:
+                for k, rec in other.get(c, {}).items():
+                    mine = self.data[c].get(k)
+                    if mine is None or rec.get("updated", 0) > mine.get("updated", 0):
+                        self.data[c][k] = rec
+            self.save()
+            return True
+
+    def snapshot(self) -> dict:
+        with self.lock:
+            return json.loads(json.dumps(self.data))
+
+
+# --- the server ---------------------------------------------------------------------------
+class Runtime:
+    """What the HTTP handlers of a running server need."""
+
+    def __init__(self, cfg, ident, store, server_pw):
+        self.cfg, self.ident, self.store = cfg, ident, store
+        self.server_pw = server_pw
+        self.started = time.time()
+        self.stop = threading.Event()
+
+    def auth_ok(self, header: str | None, users: tuple) -> bool:
+        if not header or not header.startswith("Basic "):
+            return False
+        try:
+            user, _, pw = base64.b64decode(header[6:]).decode().partition(":")
+        except ValueError:
+            return False
+        if user not in users:
+            return False
+        pw_sha = sha(pw)
+        if hmac.compare_digest(pw_sha, self.store.data.get("token_sha", "")):
+            return True
+        agent_sha = self.store.data.get("agent_sha")
+        return user == "node" and bool(agent_sha) and hmac.compare_digest(pw_sha, agent_sha)
+
+
+def node_object(name: str, rec: dict) -> dict:
+    ready = time.time() - rec.get("heartbeat", 0) < NODE_GRACE_S
+    labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+              "kubernetes.io/arch": "amd64"}
+    if rec.get("role") == "server":
+        for r in ("control-plane", "etcd", "master"):
+            labels[f"node-role.kubernetes.io/{r}"] = "true"
+    for lbl in rec.get("labels", []):
+        k, _, v = lbl.partition("=")
+        labels[k] = v
+    taints = []
+    for t in rec.get("taints", []):
+        kv, _, effect = t.partition(":")
+        k, _, v = kv.partition("=")
+        taints.append({"key": k, "value": v, "effect": effect} if v else {"key": k, "effect": effect})
+    iso = lambda t: dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    spec = {"taints": taints} if taints else {}
+    if rec.get("unschedulable"):
+        spec["unschedulable"] = True
+    return {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "uid": rec.get("uid", ""), "labels": labels,
+                     "creationTimestamp": iso(rec.get("created", 0)),
+                     "annotations": {"rke2.io/node-address": ",".join(rec.get("ips", [])),
+                                     "standin.rke2.lab/note": STANDIN_NOTE}},
+        "spec": spec,
+        "status": {
+            "addresses": [{"type": "InternalIP", "address": ip} for ip in rec.get("ips", [])]
+            + [{"type": "Hostname", "address": name}],
+            "conditions": [{
+                "type": "Ready", "status": "True" if ready else "Unknown",
+                "reason": "KubeletReady" if ready else "NodeStatusUnknown",
+                "message": "kubelet is posting ready status (rke2-standin)" if ready
+                else "Kubelet stopped posting node status.",
+                "lastHeartbeatTime": iso(rec.get("heartbeat", 0))}],
+            "nodeInfo": {"kubeletVersion": rec.get("version", VERSION),
+                         "osImage": "rke2-standin lab host"}},
+    }
+
+
+def status_obj(code: int, reason: str, message: str) -> dict:
+    return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message,
+            "reason": reason, "code": code}
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "rke2-standin"
+    protocol_version = "HTTP/1.0"
+
+    def log_message(self, fmt, *args):  # quiet: the journal is for the server's own events
+        pass
+
+    @property
+    def rt(self) -> Runtime:
+        return self.server.rt
+
+    def reply(self, code: int, body, ctype: str = "application/json") -> None:
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+        data = body.encode() if isinstance(body, str) else body
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def body_json(self) -> dict:
+        n = int(self.headers.get("Content-Length") or 0)
+        return json.loads(self.rfile.read(n) or b"{}")
+
+    def do_GET(self):
+        self.route("GET")
+
+    def do_POST(self):
+        self.route("POST")
+
+    def do_DELETE(self):
+        self.route("DELETE")
+
+    def do_PATCH(self):
+        self.route("PATCH")
+
+    def route(self, method: str) -> None:
+        try:
+            path = urllib.parse.urlsplit(self.path).path
+            if self.server.role == "supervisor":
+                self.supervisor(method, path)
+            else:
+                self.api(method, path)
+        except Exception as e:  # report, never kill the server thread silently
+            log("error", f"{self.server.role} {method} {self.path}: {type(e).__name__}: {e}")
+            self.reply(500, status_obj(500, "InternalError", str(e)))
+
+    # --- 9345 ---
+    def supervisor(self, method: str, path: str) -> None:
+        rt, auth = self.rt, self.headers.get("Authorization")
+        if path == "/ping":
+            return self.reply(200, "pong", "text/plain")
+        if path == "/cacerts":
+            return self.reply(200, read_bytes(f"{TLS}/server-ca.crt"), "text/plain")
+        if path.startswith("/v1-rke2/standin-node") and method == "POST":
+            if not rt.auth_ok(auth, ("node", "server")):
+                return self.reply(401, "Unauthorized", "text/plain")
+            return self.register_node(self.body_json())
+        if not rt.auth_ok(auth, ("server",)):
+            return self.reply(401, "Unauthorized", "text/plain")
+        if path == "/v1-rke2/server-bootstrap":
+            files = {f"{rel}.{ext}": read_bytes(f"{TLS}/{rel}.{ext}").decode()
+                     for rel, _ in CA_SET for ext in ("crt", "key")}
+            files["service.key"] = read_bytes(f"{TLS}/service.key").decode()
+            return self.reply(200, {"files": files, "datastore": rt.store.snapshot()})
+        if path == "/v1-rke2/config":
+            return self.reply(200, rt.store.data.get("critical", {}))
+        if path == "/v1-rke2/standin-etcd-join" and method == "POST":
+            return self.etcd_join(self.body_json())
+        if path == "/v1-rke2/standin-sync" and method == "POST":
+            ok = rt.store.merge(self.body_json())
+            return self.reply(200 if ok else 409, {"merged": ok})
+        self.reply(404, "404 page not found", "text/plain")
+
+    def etcd_join(self, req: dict) -> None:
+        store = self.rt.store
+        with store.lock:
+            now_ = time.time()
+            for name, m in store.items("members"):
+                if name != req["name"] and m.get("learner_until", 0) > now_:
+                    return self.reply(409, {"error": "etcdserver: too many learner members in cluster"})
+            store.put("members", req["name"], {"peer": req["peer"], "learner_until": now_ + LEARNER_S,
+                                               "added": now_})
+        info(f"etcd: added learner member {req['name']}={req['peer']}")
+        self.reply(200, {"datastore": store.snapshot()})
+
+    def register_node(self, req: dict) -> None:
+        store, name = self.rt.store, req["name"]
+        secret = f"kube-system/{name}.node-password.rke2"
+        stored = store.get("secrets", secret)
+        pw_hash = sha(req["password"])
+        if stored and not hmac.compare_digest(stored["data"]["hash"], pw_hash):
+            return self.reply(403, "Node password rejected, duplicate hostname or contents of "
+                                   "'/etc/rancher/node/password' may not match server node-passwd "
+                                   "entry, try enabling a unique node name with the --with-node-id flag",
+                              "text/plain")
+        if not stored:
+            store.put("secrets", secret, {"data": {"hash": pw_hash}, "type": "rke2.io/node-password"})
+        rec = store.get("nodes", name) or {"created": time.time(), "uid": str(uuid.uuid4())}
+        if not store.get("nodes", name):
+            info(f"node {name} registered ({req.get('role', 'agent')}, {req.get('ips')})")
+        rec.update({"heartbeat": time.time(), "ips": req.get("ips", []),
+                    "labels": req.get("labels", []), "taints": req.get("taints", []),
+                    "role": req.get("role", "agent"), "version": req.get("version", VERSION)})
+        store.put("nodes", name, rec)
+        self.reply(200, {"ok": True})
+
+    # --- 6443 ---
+    def api(self, method: str, path: str) -> None:
+        rt = self.rt
+        if path in ("/readyz", "/livez", "/healthz"):
+            q = urllib.parse.urlsplit(self.path).query
+            body = "[+]ping ok\n[+]etcd ok\nreadyz check passed (rke2-standin)\n" if "verbose" in q else "ok"
+            return self.reply(200, body, "text/plain")
+        if path == "/version":
+            m = re.match(r"v(\d+)\.(\d+)", VERSION)
+            return self.reply(200, {"major": m.group(1) if m else "", "minor": m.group(2) if m else "",
+                                    "gitVersion": VERSION, "platform": "linux/amd64",
+                                    "goVersion": "standin", "note": STANDIN_NOTE})
+        if not self.connection.getpeercert():
+            return self.reply(401, status_obj(401, "Unauthorized", "Unauthorized"))
+        parts = [p for p in path.split("/") if p]
+        if parts[:2] != ["api", "v1"]:
+            return self.reply(404, status_obj(404, "NotFound", "the server could not find the requested resource"))
+        rest = parts[2:]
+        store = rt.store
+        if rest == ["nodes"] and method == "GET":
+            items = [node_object(n, r) for n, r in store.items("nodes")]
+            return self.reply(200, {"apiVersion": "v1", "kind": "NodeList", "items": items})
+        if len(rest) == 2 and rest[0] == "nodes":
+            name = rest[1]
+            rec = store.get("nodes", name)
+            if rec is None:
+                return self.reply(404, status_obj(404, "NotFound", f'nodes "{name}" not found'))
+            if method == "DELETE":
+                store.put("nodes", name, None)
+                # RKE2 removes the node's password secret with the node
+                store.put("secrets", f"kube-system/{name}.node-password.rke2", None)
+                info(f"node {name} deleted")
+                return self.reply(200, {"kind": "Status", "status": "Success"})
+            if method == "PATCH":
+                patch = self.body_json()
+                if "unschedulable" in patch.get("spec", {}):
+                    rec["unschedulable"] = bool(patch["spec"]["unschedulable"])
+                    store.put("nodes", name, rec)
+            return self.reply(200, node_object(name, rec))
+        if len(rest) == 2 and rest[0] == "namespaces" and method == "GET":
+            if rest[1] not in ("default", "kube-system", "kube-public", "kube-node-lease"):
+                return self.reply(404, status_obj(404, "NotFound", f'namespaces "{rest[1]}" not found'))
+            uid = store.data["cluster_id"] if rest[1] == "kube-system" else sha(
+                store.data["cluster_id"] + rest[1])[:32]
+            return self.reply(200, {"apiVersion": "v1", "kind": "Namespace",
+                                    "metadata": {"name": rest[1], "uid": uid},
+                                    "status": {"phase": "Active"}})
+        if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] == "secrets":
+            ns = rest[1]
+            if len(rest) == 3 and method == "GET":
+                items = [self.secret_obj(k, v) for k, v in store.items("secrets")
+                         if k.startswith(ns + "/")]
+                return self.reply(200, {"apiVersion": "v1", "kind": "SecretList", "items": items})
+            key = f"{ns}/{rest[3]}"
+            rec = store.get("secrets", key)
+            if rec is None:
+                return self.reply(404, status_obj(404, "NotFound", f'secrets "{rest[3]}" not found'))
+            if method == "DELETE":
+                store.put("secrets", key, None)
+                info(f"secret {key} deleted")
+                return self.reply(200, {"kind": "Status", "status": "Success"})
+            return self.reply(200, self.secret_obj(key, rec))
+        self.reply(404, status_obj(404, "NotFound", "the server could not find the requested resource"))
+
+    @staticmethod
+    def secret_obj(key: str, rec: dict) -> dict:
+        ns, _, name = key.partition("/")
+        data = {k: base64.b64encode(v.encode()).decode() for k, v in rec.get("data", {}).items()}
+        return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns},
+                "type": rec.get("type", "Opaque"), "data": data}
+
+
+class TLSServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, port: int, ctx: ssl.SSLContext, rt: Runtime, role: str):
+        self.ctx, self.rt, self.role = ctx, rt, role
+        super().__init__(("0.0.0.0", port), Handler)
+
+    def finish_request(self, request, client_address):
+        # The TLS handshake happens here, in the connection's thread, not in accept().
+        request.settimeout(30)
+        try:
+            conn = self.ctx.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            request.close()
+            return
+        try:
+            self.RequestHandlerClass(conn, client_address, self)
+        finally:
+            conn.close()
+
+
+def supervisor_cert(rt: Runtime) -> tuple[str, str]:
+    """The 9345 certificate: names only ever added, file mirrored in secret
+    kube-system/rke2-serving (the file is restored from the secret when deleted)."""
+    ident = rt.ident
+    dns, ips = ident.api_names()
+    ips |= {i for i in local_ips() if ipaddress.ip_address(i).version == 4}
+    path = f"{TLS}/dynamic-cert.json"
+    doc = None
+    if os.path.exists(path):
+        with open(path) as f:
+            doc = json.load(f)
+    elif rt.store.get("secrets", "kube-system/rke2-serving"):
+        doc = rt.store.get("secrets", "kube-system/rke2-serving")["doc"]
+        info("dynamic-cert.json restored from secret kube-system/rke2-serving")
+    ca_cert, ca_key = load_pair("server-ca")
+    key = None
+    reason = "missing"
+    if doc:
+        cert = x509.load_pem_x509_certificate(base64.b64decode(doc["data"]["tls.crt"]))
+        key = serialization.load_pem_private_key(base64.b64decode(doc["data"]["tls.key"]), None)
+        have_dns, have_ips = cert_sans(cert)
+        reason = needs_renewal(cert, ca_cert) or (
+            f"new names {sorted((dns - have_dns) | (ips - have_ips))}"
+            if (dns - have_dns) | (ips - have_ips) else "")
+        dns |= have_dns
+        ips |= have_ips
+    if reason:
+        key = key or new_key()
+        cert = sign_leaf("rke2", ["rke2"], dns, ips, ca_cert, ca_key, key, True, False)
+        doc = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+               "metadata": {"name": "rke2-serving", "namespace": "kube-system", "annotations": {
+                   f"listener.cattle.io/cn-{n}": n for n in sorted(dns | ips)}},
+               "data": {"tls.crt": base64.b64encode(cert_pem(cert) + cert_pem(ca_cert)).decode(),
+                        "tls.key": base64.b64encode(key_pem(key)).decode()}}
+        info(f"supervisor certificate (re)generated: {reason}")
+    write_file(path, json.dumps(doc), 0o600)
+    rec = rt.store.get("secrets", "kube-system/rke2-serving")
+    if reason or not rec or rec.get("doc") != doc:
+        rt.store.put("secrets", "kube-system/rke2-serving", {
+            "doc": doc, "type": "kubernetes.io/tls",
+            "data": {"tls.crt": base64.b64decode(doc["data"]["tls.crt"]).decode()}})
+    crt_file, key_file = f"{TLS}/standin-supervisor.crt", f"{TLS}/standin-supervisor.key"
+    write_file(crt_file, base64.b64decode(doc["data"]["tls.crt"]))
+    write_file(key_file, base64.b64decode(doc["data"]["tls.key"]), 0o600)
+    return crt_file, key_file
+
+
+def write_kubeconfig(cfg: dict) -> None:
+    ca = read_bytes(f"{TLS}/server-ca.crt")
+    kc = {"apiVersion": "v1", "kind": "Config", "preferences": {},
+          "clusters": [{"name": "default", "cluster": {
+              "server": "https://127.0.0.1:6443",
+              "certificate-authority-data": base64.b64encode(ca).decode()}}],
+          "contexts": [{"name": "default", "context": {"cluster": "default", "user": "default"}}],
+          "current-context": "default",
+          "users": [{"name": "default", "user": {
+              "client-certificate-data": base64.b64encode(read_bytes(f"{TLS}/client-admin.crt")).decode(),
+              "client-key-data": base64.b64encode(read_bytes(f"{TLS}/client-admin.key")).decode()}}]}
+    mode_s = str(cfg.get("write-kubeconfig-mode") or "0600")
+    try:
+        mode = int(mode_s, 8)
+    except ValueError:
+        fatal(f"invalid write-kubeconfig-mode {mode_s!r}")
+    path = str(cfg.get("write-kubeconfig") or KUBECONFIG)
+    write_file(path, yaml.safe_dump(kc, sort_keys=False), mode)
+    info(f"Wrote kubeconfig {path} (mode {mode_s})")
+
+
+def install_kubectl() -> None:
+    """RKE2 unpacks kubectl into data/<version>/bin and links bin/ to it at start."""
+    data_bin = f"{DATA_DIR}/data/{VERSION}/bin"
+    os.makedirs(data_bin, exist_ok=True)
+    shutil.copy(os.path.realpath(sys.argv[0]), f"{data_bin}/kubectl")
+    os.chmod(f"{data_bin}/kubectl", 0o755)
+    link = f"{DATA_DIR}/bin"
+    if not os.path.islink(link):
+        shutil.rmtree(link, ignore_errors=True)
+        os.symlink(data_bin, link)
+
+
+def member_name_for(ident: Identity) -> str:
+    path = f"{ETCD_DIR}/name"
+    if os.path.exists(path):
+        with open(path) as f:
+            return f.read().strip()
+    return f"{ident.name}-{secrets.token_hex(4)}"
+
+
+def record_member(name: str, peer: str) -> None:
+    os.makedirs(f"{ETCD_DIR}/member/wal", exist_ok=True)
+    os.makedirs(f"{ETCD_DIR}/member/snap", exist_ok=True)
+    write_file(f"{ETCD_DIR}/name", name + "\n", 0o600)
+    write_file(MEMBER_FILE, json.dumps({"name": name, "peer": peer}), 0o600)
+
+
+def join_cluster(cfg: dict, ident: Identity, member: str) -> tuple:
+    """First start of a joining server: CA check, bootstrap, config check, etcd join."""
+    url = str(cfg["server"]).rstrip("/")
+    if not cfg.get("token"):
+        fatal("--token is required to join a cluster")
+    token_hash, _, pw = parse_token(cfg["token"])
+    cacerts = fetch_cacerts(url, token_hash)
+    ctx = client_ctx(cacerts)
+    try:
+        status, body = request(f"{url}/v1-rke2/server-bootstrap", ctx, auth=("server", pw))
+    except ssl.SSLError as e:
+        fatal(f"failed to get bootstrap data from {url}: {e}")
+    except OSError as e:
+        fatal(f"failed to get bootstrap data from {url}: {e}")
+    if status != 200:
+        fatal(f"failed to get bootstrap data from {url}: {status} "
+              f"{'Unauthorized (token rejected)' if status == 401 else body[:200]!r}")
+    boot = json.loads(body)
+    theirs, mine = boot["datastore"].get("critical", {}), critical_values(cfg)
+    bad = sorted(k for k in CRITICAL if theirs.get(k) != mine.get(k))
+    if cfg.get("agent-token") and sha(parse_token(cfg["agent-token"])[2]) != boot["datastore"].get("agent_sha"):
+        bad.append("agent-token")
+    if bad:
+        fatal(f"failed to validate server configuration: critical configuration value mismatch "
+              f"between servers: {', '.join(bad)}")
+    for rel, text in boot["files"].items():
+        path = f"{TLS}/{rel}"
+        if os.path.exists(path) and read_bytes(path).decode() != text:
+            fatal(f"{path} on disk differs from the cluster's; remove it or place the cluster's file")
+        write_file(path, text, 0o600 if rel.endswith(".key") else 0o644)
+    store = Store(boot["datastore"])
+    attempt = 0
+    while True:
+        status, body = request(f"{url}/v1-rke2/standin-etcd-join", ctx, "POST",
+                               {"name": member, "peer": ident.peer_url}, ("server", pw))
+        if status == 200:
+            break
+        if status != 409:
+            fatal(f"failed to join etcd cluster via {url}: {status} {body[:200]!r}")
+        if attempt % 5 == 0:
+            warn(f"etcd join: {json.loads(body)['error']}; retrying")
+        attempt += 1
+        time.sleep(1)
+    store.merge(json.loads(body)["datastore"])
+    info(f"etcd: joined as learner {member}={ident.peer_url} via {url}")
+    time.sleep(LEARNER_S)
+    info(f"etcd: learner {member} promoted to voting member")
+    return store, pw
+
+
+def server_main(args: list) -> int:
+    cli = parse_cli(args)
+    log.open(LOG_FILE)
+    info(f"Starting rke2 {VERSION} server ({STANDIN_NOTE})")
+    cfg = load_config(cli)
+    ident = Identity(cfg)
+    os.makedirs(TLS, mode=0o700, exist_ok=True)
+    initialized = os.path.exists(MEMBER_FILE)
+    member = member_name_for(ident)
+    if cli.get("cluster-reset"):
+        return cluster_reset(cfg, ident, member, initialized)
+    if initialized:
+        with open(MEMBER_FILE) as f:
+            rec = json.load(f)
+        if rec["peer"] != ident.peer_url:
+            log("error", f"Failed to test etcd connection: this server is a not a member of the "
+                         f"etcd cluster. Found [{rec['name']}={rec['peer']}], expect: "
+                         f"{rec['name']}={ident.peer_url}")
+            fatal("etcd: not a member of the etcd cluster (node address changed); recover with "
+                  "rke2 server --cluster-reset")
+        if cfg.get("server"):
+            info("etcd data exists; ignoring server: (the node is already a cluster member)")
+        store = Store()
+        token_file = f"{DATA_DIR}/server/token"
+        stored_pw = parse_token(read_bytes(token_file).decode())[2] if os.path.exists(token_file) else None
+        pw = parse_token(cfg["token"])[2] if cfg.get("token") else stored_pw
+        if pw is None or sha(pw) != store.data.get("token_sha"):
+            fatal("bootstrap data already found and encrypted with different token")
+    elif cfg.get("server"):
+        store, pw = join_cluster(cfg, ident, member)
+        record_member(member, ident.peer_url)
+    else:
+        ensure_cas()
+        if cfg.get("token"):
+            token_hash, _, pw = parse_token(cfg["token"])
+            if token_hash and token_hash != ca_hash():
+                fatal(f"token CA hash does not match the Cluster CA certificate hash: "
+                      f"{token_hash} != {ca_hash()}")
+        else:
+            pw = secrets.token_hex(16)
+        store = Store({"cluster_id": str(uuid.uuid4()), "created": time.time(),
+                       "token_sha": sha(pw), "critical": critical_values(cfg)})
+        if cfg.get("agent-token"):
+            store.data["agent_sha"] = sha(parse_token(cfg["agent-token"])[2])
+        store.put("members", member, {"peer": ident.peer_url, "added": time.time()})
+        record_member(member, ident.peer_url)
+        info(f"etcd: initialized new cluster {store.data['cluster_id']} with member "
+             f"{member}={ident.peer_url}")
+    ensure_cas()
+    hash_ = ca_hash()
+    write_file(f"{DATA_DIR}/server/token", f"K10{hash_}::server:{pw}\n", 0o600)
+    if not os.path.lexists(f"{DATA_DIR}/server/node-token"):
+        os.symlink("token", f"{DATA_DIR}/server/node-token")
+    if cfg.get("agent-token"):
+        write_file(f"{DATA_DIR}/server/agent-token",
+                   f"K10{hash_}::node:{parse_token(cfg['agent-token'])[2]}\n", 0o600)
+    dns, ips = ident.api_names()
+    ensure_leaf("serving-kube-apiserver", "server-ca", "kube-apiserver", [], dns, ips, True, False)
+    ensure_leaf("client-admin", "client-ca", "system:admin", ["system:masters"], set(), set(),
+                False, True)
+    rt = Runtime(cfg, ident, store, pw)
+    sup_crt, sup_key = supervisor_cert(rt)
+    write_kubeconfig(cfg)
+    install_kubectl()
+
+    api_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    api_ctx.load_cert_chain(f"{TLS}/serving-kube-apiserver.crt", f"{TLS}/serving-kube-apiserver.key")
+    api_ctx.verify_mode = ssl.CERT_OPTIONAL
+    api_ctx.load_verify_locations(f"{TLS}/client-ca.crt")
+    sup_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    sup_ctx.load_cert_chain(sup_crt, sup_key)
+    servers = []
+    for port, ctx, role in ((9345, sup_ctx, "supervisor"), (6443, api_ctx, "api")):
+        try:
+            servers.append(TLSServer(port, ctx, rt, role))
+        except OSError as e:
+            fatal(f"listen tcp :{port}: bind: {e.strerror}")
+    for s in servers:
+        threading.Thread(target=s.serve_forever, daemon=True).start()
+
+    def heartbeat():
+        while not rt.stop.is_set():
+            rec = store.get("nodes", ident.name) or {"created": time.time(), "uid": str(uuid.uuid4())}
+            rec.update({"heartbeat": time.time(), "ips": ident.ips, "labels": ident.labels,
+                        "taints": ident.taints, "role": "server", "version": VERSION})
+            store.put("nodes", ident.name, rec)
+            rt.stop.wait(HEARTBEAT_S)
+
+    def sync():
+        ctx = client_ctx(read_bytes(f"{TLS}/server-ca.crt").decode(), check_hostname=False)
+        while not rt.stop.is_set():
+            store.changed.wait(5)
+            store.changed.clear()
+            snap = store.snapshot()
+            for name, m in store.items("members"):
+                if name == member:
+                    continue
+                host = urllib.parse.urlsplit(m["peer"]).hostname
+                try:
+                    request(f"https://{host}:9345/v1-rke2/standin-sync", ctx, "POST", snap,
+                            ("server", pw), timeout=3)
+                except (OSError, http.client.HTTPException):
+                    pass
+
+    threading.Thread(target=heartbeat, daemon=True).start()
+    threading.Thread(target=sync, daemon=True).start()
+    signal.signal(signal.SIGTERM, lambda *_: rt.stop.set())
+    signal.signal(signal.SIGINT, lambda *_: rt.stop.set())
+    sd_notify("READY=1")
+    info(f"rke2 is up and running (rke2-standin server {ident.name}, node-ip {ident.ips[0]})")
+    rt.stop.wait()
+    info("rke2-standin server shutting down")
+    for s in servers:
+        s.server_close()  # the serving threads are daemons and end with the process
+    return 0
+
+
+def cluster_reset(cfg: dict, ident: Identity, member: str, initialized: bool) -> int:
+    if not initialized:
+        fatal(f"etcd database not found in {ETCD_DIR}; there is nothing to reset")
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("0.0.0.0", 9345))
+        except OSError:
+            fatal("another rke2 server is running on this host (port 9345 in use); "
+                  "stop rke2-server before --cluster-reset")
+    store = Store()
+    for name, _ in store.items("members"):
+        if name != member:
+            store.put("members", name, None)
+    store.put("members", member, {"peer": ident.peer_url, "added": time.time()})
+    record_member(member, ident.peer_url)
+    dns, ips = ident.api_names()
+    ensure_leaf("serving-kube-apiserver", "server-ca", "kube-apiserver", [], dns, ips, True, False)
+    info("Managed etcd cluster membership has been reset, restart without --cluster-reset flag "
+         "now. Backup and delete ${datadir}/server/db on each peer etcd server and rejoin the nodes")
+    return 0
+
+
+# --- the agent ----------------------------------------------------------------------------
+def agent_main(args: list) -> int:
+    cli = parse_cli(args)
+    log.open(LOG_FILE)
+    info(f"Starting rke2 {VERSION} agent ({STANDIN_NOTE})")
+    cfg = load_config(cli)
+    ident = Identity(cfg)
+    if not cfg.get("server"):
+        fatal("--server is required")
+    if not cfg.get("token"):
+        fatal("--token is required")
+    url = str(cfg["server"]).rstrip("/")
+    token_hash, _, pw = parse_token(cfg["token"])
+    cacerts = fetch_cacerts(url, token_hash)
+    write_file(f"{DATA_DIR}/agent/server-ca.crt", cacerts)
+    ctx = client_ctx(cacerts)
+    if not os.path.exists(NODE_PASSWORD_FILE):
+        write_file(NODE_PASSWORD_FILE, secrets.token_hex(16) + "\n", 0o600)
+    with open(NODE_PASSWORD_FILE) as f:
+        node_pw = f.read().strip()
+    install_kubectl()
+    body = {"name": ident.name, "password": node_pw, "ips": ident.ips, "labels": ident.labels,
+            "taints": ident.taints, "role": "agent", "version": VERSION}
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    registered = False
+    while not stop.is_set():
+        try:
+            status, resp = request(f"{url}/v1-rke2/standin-node", ctx, "POST", body, ("node", pw))
+            err = "" if status == 200 else f"{status} {resp.decode(errors='replace')[:300]}"
+        except (OSError, http.client.HTTPException) as e:
+            err = str(e)
+        if err:
+            log("error", f"Waiting to retrieve agent configuration; server is not ready: {err}")
+        elif not registered:
+            registered = True
+            sd_notify("READY=1")
+            info(f"rke2 agent is up and running (rke2-standin agent {ident.name}, registered via {url})")
+        stop.wait(HEARTBEAT_S if registered else 2)
+    info("rke2-standin agent shutting down")
+    return 0
+
+
+# --- certificate subcommand ---------------------------------------------------------------
+def certificate_main(args: list) -> int:
+    if not args or args[0] not in ("check", "rotate"):
+        print("rke2 certificate: subcommands: check, rotate (rotate-ca is not in the stand-in)",
+              file=sys.stderr)
+        return 1
+    if args[0] == "check":
+        for f in sorted(glob.glob(f"{TLS}/**/*.crt", recursive=True)):
+            cert = x509.load_pem_x509_certificate(read_bytes(f))
+            print(f"{f}: expires {cert.not_valid_after_utc.isoformat()}")
+        return 0
+    for f in ("serving-kube-apiserver.crt", "serving-kube-apiserver.key", "client-admin.crt",
+              "client-admin.key", "dynamic-cert.json"):
+        if os.path.exists(f"{TLS}/{f}"):
+            os.unlink(f"{TLS}/{f}")
+    print("certificates removed; they are regenerated when rke2 next starts")
+    return 0
+
+
+# --- kubectl ------------------------------------------------------------------------------
+KUBECTL_VALUE_FLAGS = {"kubeconfig", "namespace", "n", "output", "o", "raw", "timeout", "for",
+                       "selector", "l", "request-timeout", "server", "context", "grace-period"}
+
+
+def jsonpath(obj, template: str) -> str:
+    """The small part of kubectl's JSONPath that scripts use: {.a.b}, [*], [N] and
+    [?(@.k=="v")] filters, with literal text between expressions."""
+    def evaluate(expr: str):
+        vals = [obj]
+        for tok in re.findall(r"\.\.?[\w\-/]+|\[[^\]]*\]|\.\*", expr.lstrip("$")):
+            nxt = []
+            for v in vals:
+                if tok.startswith("[?("):
+                    m = re.fullmatch(r"\[\?\(@\.([\w.\-]+)\s*==\s*['\"](.*)['\"]\)\]", tok)
+                    for item in (v if isinstance(v, list) else []):
+                        cur = item
+                        for part in m.group(1).split("."):
+                            cur = cur.get(part) if isinstance(cur, dict) else None
+                        if str(cur) == m.group(2):
+                            nxt.append(item)
+                elif tok in ("[*]", ".*"):
+                    nxt.extend(v if isinstance(v, list) else list(v.values()) if isinstance(v, dict) else [])
+                elif tok.startswith("["):
+                    idx = tok[1:-1].strip("'\"")
+                    if isinstance(v, list) and idx.lstrip("-").isdigit() and -len(v) <= int(idx) < len(v):
+                        nxt.append(v[int(idx)])
+                    elif isinstance(v, dict) and idx in v:
+                        nxt.append(v[idx])
+                elif isinstance(v, dict) and tok[1:] in v:
+                    nxt.append(v[tok[1:]])
+            vals = nxt
+        return vals
+
+    out = []
+    for literal, expr in re.findall(r"([^{]*)(?:\{([^}]*)\})?", template):
+        out.append(literal)
+        if expr:
+            vals = evaluate(expr.strip())
+            out.append(" ".join(json.dumps(v) if isinstance(v, (dict, list)) else str(v)
+                                for v in vals))
+    return "".join(out)
+
+
+def age(ts: str) -> str:
+    try:
+        secs = int((now() - dt.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=dt.timezone.utc)).total_seconds())
+    except ValueError:
+        return "<unknown>"
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if secs >= n:
+            return f"{secs // n}{unit}"
+    return f"{secs}s"
+
+
+class Kube:
+    def __init__(self, kubeconfig: str | None):
+        path = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+        if not path or not os.path.exists(path):
+            print("The connection to the server localhost:8080 was refused - did you specify "
+                  "the right host or port?", file=sys.stderr)
+            sys.exit(1)
+        with open(path) as f:
+            kc = yaml.safe_load(f)
+        cluster = kc["clusters"][0]["cluster"]
+        user = kc["users"][0]["user"]
+        self.server = cluster["server"].rstrip("/")
+        ca = base64.b64decode(cluster["certificate-authority-data"]).decode()
+        self.ctx = ssl.create_default_context(cadata=ca)
+        self._tmp = f"/tmp/.kubectl-standin-{os.getpid()}.pem"
+        with open(os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(base64.b64decode(user["client-certificate-data"]).decode())
+            f.write(base64.b64decode(user["client-key-data"]).decode())
+        try:
+            self.ctx.load_cert_chain(self._tmp)
+        finally:
+            os.unlink(self._tmp)
+
+    def call(self, method: str, path: str, body=None) -> tuple[int, object]:
+        u = urllib.parse.urlsplit(self.server)
+        try:
+            status, data = request(self.server + path, self.ctx, method, body)
+        except ssl.SSLError as e:
+            print(f"Unable to connect to the server: {e}", file=sys.stderr)
+            sys.exit(1)
+        except OSError:
+            print(f"The connection to the server {u.hostname}:{u.port} was refused - did you "
+                  "specify the right host or port?", file=sys.stderr)
+            sys.exit(1)
+        try:
+            return status, json.loads(data)
+        except ValueError:
+            return status, data.decode(errors="replace")
+
+
+def kubectl_main(args: list) -> int:
+    flags, pos = {}, []
+    it = iter(args)
+    for a in it:
+        if a.startswith("-") and a != "-":
+            key, eq, value = a.lstrip("-").partition("=")
+            if not eq and key in KUBECTL_VALUE_FLAGS:
+                value = next(it, "")
+            flags[{"n": "namespace", "o": "output", "l": "selector"}.get(key, key)] = value if (eq or key in KUBECTL_VALUE_FLAGS) else True
+        else:
+            pos.append(a)
+    verb = pos[0] if pos else ""
+    ns = flags.get("namespace", "default")
+    out = flags.get("output", "")
+
+    def unsupported():
+        print(f"kubectl (rke2-standin): unsupported command: {' '.join(args)}", file=sys.stderr)
+        return 1
+
+    def server_error(status, body):
+        msg = body.get("message", body) if isinstance(body, dict) else body
+        reason = body.get("reason", "Unknown") if isinstance(body, dict) else "Unknown"
+        print(f"Error from server ({reason}): {msg}", file=sys.stderr)
+        return 1
+
+    if verb == "version" and "client" in flags:
+        print(f"Client Version: {VERSION}\n({STANDIN_NOTE})")
+        return 0
+    kube = Kube(flags.get("kubeconfig"))
+    if verb == "version":
+        status, body = kube.call("GET", "/version")
+        print(f"Client Version: {VERSION}\nServer Version: {body.get('gitVersion')}")
+        return 0
+    if verb == "cluster-info":
+        print(f"Kubernetes control plane is running at {kube.server}")
+        return 0
+    if verb == "get" and "raw" in flags:
+        status, body = kube.call("GET", flags["raw"])
+        if status >= 300:
+            return server_error(status, body)
+        print(body if isinstance(body, str) else json.dumps(body))
+        return 0
+    kinds = {"node": "nodes", "nodes": "nodes", "no": "nodes", "namespace": "namespaces",
+             "namespaces": "namespaces", "ns": "namespaces", "secret": "secrets",
+             "secrets": "secrets"}
+    if verb in ("get", "delete") and len(pos) >= 2:
+        target = pos[1]
+        if "/" in target:
+            kind, name = target.split("/", 1)
+        else:
+            kind, name = target, (pos[2] if len(pos) > 2 else None)
+        kind = kinds.get(kind)
+        if kind is None:
+            return unsupported()
+        base = f"/api/v1/namespaces/{ns}/secrets" if kind == "secrets" else f"/api/v1/{kind}"
+        if verb == "delete":
+            if not name:
+                return unsupported()
+            status, body = kube.call("DELETE", f"{base}/{name}")
+            if status == 404 and flags.get("ignore-not-found"):
+                return 0
+            if status >= 300:
+                return server_error(status, body)
+            print(f'{kind[:-1]} "{name}" deleted')
+            return 0
+        status, body = kube.call("GET", f"{base}/{name}" if name else base)
+        if status >= 300:
+            return server_error(status, body)
+        if out == "json":
+            print(json.dumps(body, indent=4))
+        elif out == "yaml":
+            print(yaml.safe_dump(body, sort_keys=False), end="")
+        elif out == "name":
+            for item in body.get("items", [body]):
+                print(f"{kind[:-1]}/{item['metadata']['name']}")
+        elif out.startswith("jsonpath="):
+            print(jsonpath(body, out[len("jsonpath="):].strip("'")), end="")
+        elif kind == "nodes":
+            items = body.get("items", [body])
+            rows = [["NAME", "STATUS", "ROLES", "AGE", "VERSION"] + (["INTERNAL-IP"] if out == "wide" else [])]
+            for n in items:
+                ready = next(c for c in n["status"]["conditions"] if c["type"] == "Ready")["status"] == "True"
+                state = "Ready" if ready else "NotReady"
+                if n["spec"].get("unschedulable"):
+                    state += ",SchedulingDisabled"
+                roles = sorted(k.split("/", 1)[1] for k in n["metadata"]["labels"]
+                               if k.startswith("node-role.kubernetes.io/"))
+                row = [n["metadata"]["name"], state, ",".join(roles) or "<none>",
+                       age(n["metadata"]["creationTimestamp"]), n["status"]["nodeInfo"]["kubeletVersion"]]
+                if out == "wide":
+                    row.append(n["status"]["addresses"][0]["address"])
+                rows.append(row)
+            if "no-headers" in flags:
+                rows = rows[1:]
+            widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))] if rows else []
+            for r in rows:
+                print("   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        else:
+            for item in body.get("items", [body]):
+                print(item["metadata"]["name"])
+        return 0
+    if verb == "wait":
+        cond = str(flags.get("for", ""))
+        m = re.fullmatch(r"condition=(\w+)(?:=(\w+))?", cond)
+        targets = [p.split("/", 1)[1] for p in pos[1:] if p.startswith(("node/", "nodes/"))]
+        if not m or m.group(1) != "Ready" or (not targets and not ("all" in flags and pos[1:2] in (["nodes"], ["node"]))):
+            return unsupported()
+        want = (m.group(2) or "True")
+        limit = parse_duration(str(flags.get("timeout", "30s")))
+        deadline = time.monotonic() + limit
+        while True:
+            status, body = kube.call("GET", "/api/v1/nodes")
+            nodes = {n["metadata"]["name"]: n for n in body.get("items", [])}
+            names = targets or list(nodes)
+            pending = [n for n in names if n not in nodes or next(
+                c for c in nodes[n]["status"]["conditions"] if c["type"] == "Ready")["status"] != want]
+            if not pending:
+                for n in names:
+                    print(f"node/{n} condition met")
+                return 0
+            if time.monotonic() > deadline:
+                for n in pending:
+                    if n not in nodes:
+                        print(f'Error from server (NotFound): nodes "{n}" not found', file=sys.stderr)
+                    else:
+                        print(f"error: timed out waiting for the condition on nodes/{n}", file=sys.stderr)
+                return 1
+            time.sleep(1)
+    if verb in ("cordon", "uncordon", "drain") and len(pos) >= 2:
+        name = pos[1].split("/")[-1]
+        status, body = kube.call("PATCH", f"/api/v1/nodes/{name}",
+                                 {"spec": {"unschedulable": verb != "uncordon"}})
+        if status >= 300:
+            return server_error(status, body)
+        print(f"node/{name} {'cordoned' if verb == 'cordon' else 'uncordoned' if verb == 'uncordon' else 'drained'}")
+        return 0
+    return unsupported()
+
+
+def parse_duration(s: str) -> float:
+    total = 0.0
+    for num, unit in re.findall(r"([\d.]+)(ms|s|m|h)?", s):
+        total += float(num) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "": 1}[unit or ""]
+    return total or 30
+
+
+# --- entry --------------------------------------------------------------------------------
+def main() -> int:
+    prog = os.path.basename(sys.argv[0])
+    args = sys.argv[1:]
+    if prog == "kubectl":
+        return kubectl_main(args)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(f"rke2 {VERSION} (standin)\n{STANDIN_NOTE}\n\nCommands: server, agent, "
+              "certificate check|rotate, --version")
+        return 0 if args else 1
+    if args[0] in ("--version", "-v", "version"):
+        print(f"rke2 version {VERSION} (standin)\ngo version none ({STANDIN_NOTE})")
+        return 0
+    if os.geteuid() != 0 and args[0] in ("server", "agent"):
+        fatal("rke2 must be run as root")
+    if args[0] == "server":
+        return server_main(args[1:])
+    if args[0] == "agent":
+        return agent_main(args[1:])
+    if args[0] == "certificate":
+        return certificate_main(args[1:])
+    print(f"rke2 (standin): unknown command {args[0]!r}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
