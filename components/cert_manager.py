@@ -32,10 +32,9 @@ class CertManager(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: CertManagerArgs, opts: pulumi.ResourceOptions | None = None):
         values = cert_manager_values(args.version)
-        super().__init__("rke2:index:CertManager", name, {
-            "version": args.version, "namespace": NAMESPACE, "chartRepository": CHART_REPO,
-            "values": values,
-        }, opts)
+        props = {"version": args.version, "namespace": NAMESPACE, "chartRepository": CHART_REPO,
+                 "values": values}
+        super().__init__("rke2:index:CertManager", name, props, opts)
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
             k8s.helm.v3.ReleaseArgs(
@@ -56,4 +55,4 @@ class CertManager(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.status = self.release.status.apply(lambda s: s.status)
-        self.register_outputs({"status": self.status})
+        self.register_outputs({**props, "status": self.status})  # props too: stack policies read outputs

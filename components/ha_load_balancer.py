@@ -28,12 +28,13 @@ class HALoadBalancer(pulumi.ComponentResource):
         lb = stack.load_balancer
         assert lb is not None
         backends = [f"{n.name}={render.lb_backend_address(stack, n)}" for n in stack.servers]
-        super().__init__("rke2:index:HALoadBalancer", name, {
+        props = {
             "name": lb.name, "address": lb.address, "vip": lb.vip,
             "registrationAddress": render.registration_url(stack), "backends": backends,
             "ports": [render.SUPERVISOR_PORT, render.API_PORT],
             "hostKeyVerified": args.host.host_key_verified,
-        }, opts)
+        }
+        super().__init__("rke2:index:HALoadBalancer", name, props, opts)
         host = args.host
 
         def after(*deps: pulumi.Resource | None) -> pulumi.ResourceOptions:
@@ -52,4 +53,4 @@ class HALoadBalancer(pulumi.ComponentResource):
                         stdin=render.keepalived_conf(stack), opts=after(haproxy))
         self.ready = last.stdout
         self.readiness = last
-        self.register_outputs({"ready": self.ready})
+        self.register_outputs({**props, "ready": self.ready})  # props too: stack policies read outputs

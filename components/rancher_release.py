@@ -56,11 +56,10 @@ class RancherRelease(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RancherReleaseArgs, opts: pulumi.ResourceOptions | None = None):
         values = rancher_values(args)
-        super().__init__("rke2:index:RancherRelease", name, {
-            "version": args.version, "namespace": NAMESPACE, "chartRepository": args.repository,
-            "hostname": args.hostname, "replicas": args.replicas, "tlsSource": args.tls_source,
-            "schedulableNodes": args.schedulable_nodes, "values": values,
-        }, opts)
+        props = {"version": args.version, "namespace": NAMESPACE, "chartRepository": args.repository,
+                 "hostname": args.hostname, "replicas": args.replicas, "tlsSource": args.tls_source,
+                 "schedulableNodes": args.schedulable_nodes, "values": dict(values)}
+        super().__init__("rke2:index:RancherRelease", name, props, opts)
         secrets = []
         if args.ingress_tls is not None:
             # Rancher on the cluster's own trust root: the ingress certificate and the CA
@@ -96,4 +95,4 @@ class RancherRelease(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=secrets),
         )
         self.url = pulumi.Output.from_input(f"https://{args.hostname}")
-        self.register_outputs({"url": self.url})
+        self.register_outputs({**props, "url": self.url})  # props too: stack policies read outputs

@@ -39,13 +39,14 @@ class RKE2Agent(pulumi.ComponentResource):
     def __init__(self, name: str, args: RKE2AgentArgs, opts: pulumi.ResourceOptions | None = None):
         stack, node, cluster = args.stack, args.stack.agents[args.index], args.stack.cluster
         cfg = render.agent_config(stack, args.index)
-        super().__init__("rke2:index:RKE2Agent", name, {
+        props = {
             "nodeName": node.name, "address": node.address, "index": args.index,
             "version": cluster.version, "registrationAddress": render.registration_url(stack),
             "nodeIp": cfg.get("node-ip"), "labels": list(node.labels), "taints": list(node.taints),
             "schedulable": node.schedulable, "hostKeyVerified": args.host.host_key_verified,
             "retainOnDestroy": cluster.retain_on_destroy,
-        }, opts)
+        }
+        super().__init__("rke2:index:RKE2Agent", name, props, opts)
         host = args.host
 
         def after(*deps: pulumi.Resource | None) -> pulumi.ResourceOptions:
@@ -87,4 +88,4 @@ class RKE2Agent(pulumi.ComponentResource):
                           opts=after(service))
         self.ready = node_ready.stdout
         self.readiness = node_ready
-        self.register_outputs({"ready": self.ready})
+        self.register_outputs({**props, "ready": self.ready})  # props too: stack policies read outputs

@@ -46,7 +46,8 @@ class RKE2Server(pulumi.ComponentResource):
         node, cluster = stack.servers[i], stack.cluster
         cfg = render.server_config(stack, i)
         sans = render.tls_sans(stack)
-        super().__init__("rke2:index:RKE2Server", name, self._props(args, cfg, sans), opts)
+        props = self._props(args, cfg, sans)
+        super().__init__("rke2:index:RKE2Server", name, props, opts)
 
         host = args.host
         child = pulumi.ResourceOptions(parent=self)
@@ -131,7 +132,9 @@ class RKE2Server(pulumi.ComponentResource):
                                  opts=after(san_refresh, *args.rotate_after))
         self.ready = san_refresh.stdout
         self.readiness = san_refresh
-        self.register_outputs({"ready": self.ready, **({"kubeconfig": self.kubeconfig} if self.kubeconfig else {})})
+        # Props again as outputs: stack policies see a component's outputs, not its inputs.
+        self.register_outputs({**props, "ready": self.ready,
+                               **({"kubeconfig": self.kubeconfig} if self.kubeconfig else {})})
 
     @staticmethod
     def _props(args: RKE2ServerArgs, cfg: dict, sans: list[str]) -> dict:
