@@ -20,11 +20,14 @@ export PULUMI_BACKEND_URL ?= file://$(STATE_DIR)/backend
 # should use their own passphrase or another secrets provider.
 export PULUMI_CONFIG_PASSPHRASE ?= rke2-rancher-sample
 export PULUMI_SKIP_UPDATE_CHECK := true
+# Every plugin comes from the pinned toolchain; never fetch others behind our back.
+export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
 export PULUMI_HOME ?= $(STATE_DIR)/pulumi-home
 PYTEST_ARGS ?=
 
 TOOLCHAIN_BIN_FILE := $(STATE_DIR)/toolchain-bin
-PULUMI = PATH="$$(cat $(TOOLCHAIN_BIN_FILE)):$(CURDIR)/$(VENV)/bin:$$PATH" pulumi
+# Provider plugins are found on PATH (the engine notes each one it uses).
+PULUMI = PATH="$$(cat $(TOOLCHAIN_BIN_FILE)):$$PATH" pulumi
 
 .PHONY: help venv toolchain host-deps preview up destroy test test-fast bench clean stack
 
