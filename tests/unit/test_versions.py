@@ -22,7 +22,8 @@ def requirement_pins(path: Path) -> dict[str, str]:
 
 
 def test_every_requirement_is_pinned():
-    for path in (ROOT / "requirements.txt", ROOT / "policy" / "requirements.txt"):
+    for path in (ROOT / "requirements.txt", ROOT / "policy" / "requirements.txt",
+                 ROOT / "toolchain" / "offline" / "requirements.txt"):
         if not path.exists():
             continue
         for line in path.read_text().splitlines():
@@ -31,8 +32,19 @@ def test_every_requirement_is_pinned():
                 assert "==" in line, f"{path.name}: {line!r} is not pinned with =="
 
 
-def test_python_sdk_matches_the_cli_pin():
-    assert requirement_pins(ROOT / "requirements.txt")["pulumi"] == PINS["PULUMI_VERSION"]
+@pytest.mark.parametrize("package, pin", [
+    ("pulumi", "PULUMI_VERSION"),
+    ("pulumi-command", "PULUMI_COMMAND_PROVIDER_VERSION"),
+    ("pulumi-kubernetes", "PULUMI_KUBERNETES_PROVIDER_VERSION"),
+    ("pulumi-tls", "PULUMI_TLS_PROVIDER_VERSION"),
+])
+def test_python_sdks_match_the_toolchain_pins(package, pin):
+    assert requirement_pins(ROOT / "requirements.txt")[package] == PINS[pin]
+
+
+def test_offline_plugins_use_the_same_pulumi_sdk():
+    offline = requirement_pins(ROOT / "toolchain" / "offline" / "requirements.txt")
+    assert offline["pulumi"] == PINS["PULUMI_VERSION"]
 
 
 @pytest.mark.parametrize("stack", ["dev", "ha"])
