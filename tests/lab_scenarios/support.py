@@ -1,0 +1,108 @@
+"""Drives the real engine against lab hosts: a project copy, a lab stack file, pulumi runs
+on the lab network (names resolve through the lab's hosts file)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.engine.engine import make_project
+from tests.lab.fixtures import rke2_version
+
+ARTIFACT_DIR = "/opt/rke2-artifacts"
+
+
+def host_key_line(host) -> str:
+    """`type base64` of the host's public key (no comment), as ssh.hostKeys wants it."""
+    return " ".join(host.host_public_key.split()[:2])
+
+
+def provision_artifacts(host, artifacts: Path) -> None:
+    """Puts the air-gap artifacts on the host, as an operator of an air-gapped site would."""
+    host.copy_in(artifacts, ARTIFACT_DIR)
+
+
+def base_cluster(hostname: str, **overrides: Any) -> dict:
+    cluster = {
+        "hostname": hostname,
+        "version": rke2_version(),
+        "installScriptUrl": f"file://{ARTIFACT_DIR}/install.sh",
+        "artifactDir": ARTIFACT_DIR,
+        "readyTimeoutSeconds": 120,
+    }
+    cluster.update(overrides)
+    return cluster
+
+
+class LabStack:
+    """One Pulumi stack of a project copy, run from the lab's workstation."""
+
+    def __init__(self, lab, tmp_path: Path, name: str = "lab"):
+        self.lab = lab
+        self.name = name
+        self.project = make_project(tmp_path)
+        self.backend = tmp_path / "backend"
+        self.transcript: list[str] = []  # every captured pulumi output, for the secrets check
+
+    @property
+    def stack_file(self) -> Path:
+        return self.project.dir / f"Pulumi.{self.name}.yaml"
+
+    def configure(self, config: dict[str, Any]) -> None:
+        """Writes the stack's rke2-rancher config, keeping the passphrase salt."""
+        old = (yaml.safe_load(self.stack_file.read_text()) if self.stack_file.exists() else None) or {}
+        doc = {k: v for k, v in old.items() if k == "encryptionsalt"}
+        # Secrets set with `pulumi config set --secret` stay as they are.
+        kept = {k: v for k, v in (old.get("config") or {}).items() if isinstance(v, dict) and "secure" in v}
+        doc["config"] = {**{f"rke2-rancher:{k}": v for k, v in config.items()}, **kept}
+        self.stack_file.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    def pulumi(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+        res = self.lab.run(["pulumi", *args], env=self.project.env, cwd=str(self.project.dir),
+                           timeout=timeout)
+        self.transcript += [res.stdout, res.stderr]
+        if check and res.returncode != 0:
+            raise AssertionError(f"pulumi {' '.join(args)} exited {res.returncode}\n"
+                                 f"{res.stdout[-6000:]}\n{res.stderr[-3000:]}")
+        return res
+
+    def init(self) -> None:
+        if self.pulumi("stack", "select", self.name, check=False).returncode != 0:
+            self.pulumi("stack", "init", self.name)
+
+    def set_secret(self, key: str, value: str) -> None:
+        self.pulumi("config", "set", "--secret", "--stack", self.name, f"rke2-rancher:{key}", value)
+
+    def up(self, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.pulumi("up", "--yes", "--skip-preview", "--non-interactive", "--stack", self.name,
+                           *extra, check=check)
+
+    def preview_json(self, *extra: str, check: bool = True) -> dict:
+        res = self.pulumi("preview", "--json", "--non-interactive", "--stack", self.name, *extra, check=check)
+        return json.loads(res.stdout)
+
+    def changed_resources(self) -> dict[str, str]:
+        """{resource name: op} of a preview, for resources whose op is not `same`."""
+        steps = self.preview_json().get("steps", [])
+        return {s["urn"].split("::")[-1]: s["op"] for s in steps if s["op"] != "same"}
+
+    def output(self, name: str) -> Any:
+        res = self.pulumi("stack", "output", name, "--json", "--show-secrets", "--stack", self.name)
+        return json.loads(res.stdout)
+
+    def state_text(self) -> str:
+        return "\n".join(p.read_text() for p in self.backend.rglob("*.json"))
+
+    def destroy(self, check: bool = True) -> subprocess.CompletedProcess:
+        return self.pulumi("destroy", "--yes", "--skip-preview", "--non-interactive", "--stack", self.name,
+                           check=check)
+
+
+def token_password(host) -> str:
+    text = Path(host.path("/var/lib/rancher/rke2/server/token")).read_text().strip()
+    return re.sub(r"^K10[0-9a-f]+::server:", "", text)
