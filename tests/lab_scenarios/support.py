@@ -78,9 +78,9 @@ class LabStack:
     def set_secret(self, key: str, value: str) -> None:
         self.pulumi("config", "set", "--secret", "--stack", self.name, f"rke2-rancher:{key}", value)
 
-    def up(self, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
+    def up(self, *extra: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
         return self.pulumi("up", "--yes", "--skip-preview", "--non-interactive", "--stack", self.name,
-                           *extra, check=check)
+                           *extra, check=check, timeout=timeout)
 
     def preview_json(self, *extra: str, check: bool = True) -> dict:
         res = self.pulumi("preview", "--json", "--non-interactive", "--stack", self.name, *extra, check=check)
