@@ -405,7 +405,9 @@ def ensure_leaf(rel: str, ca: str, cn: str, orgs: list, dns: set, ips: set,
     k = new_key()
     cert = sign_leaf(cn, orgs, dns, ips, ca_cert, ca_key, k, server, client)
     write_file(key, key_pem(k), 0o600)
-    write_file(crt, cert_pem(cert) + cert_pem(ca_cert))
+    # Leaf then the whole CA file, as k3s/RKE2 write it: with a custom CA (server-ca +
+    # intermediate + root) clients that trust only the root can build the chain.
+    write_file(crt, cert_pem(cert) + read_bytes(f"{TLS}/{ca}.crt"))
     info(f"certificate {rel} (re)generated: {reason}; names {sorted(dns) + sorted(ips)}")
 
 
