@@ -9,7 +9,7 @@ from __future__ import annotations
 from pulumi_policy import (EnforcementLevel, Policy, PolicyConfigSchema, ResourceValidationPolicy,
                            StackValidationPolicy)
 
-from . import gates, replicas, sans
+from . import expiry, gates, replicas, sans
 
 PACK_NAME = "rke2-guard"
 
@@ -42,6 +42,14 @@ CERT_MANAGER_SCHEMA = PolicyConfigSchema(properties={
     "externalCertManager": {
         "type": "boolean", "default": False,
         "description": "cert-manager is installed outside this stack; do not require it here.",
+    },
+})
+
+
+EXPIRY_SCHEMA = PolicyConfigSchema(properties={
+    "warningDays": {
+        "type": "integer", "minimum": 1, "default": expiry.DEFAULT_WARNING_DAYS,
+        "description": "Report stack-owned certificates that expire within this many days.",
     },
 })
 
@@ -141,5 +149,14 @@ def build_policies() -> list[Policy]:
             validate=gates.validate_cert_manager_for_rancher,
             enforcement_level=MANDATORY,
             config_schema=CERT_MANAGER_SCHEMA,
+        ),
+        StackValidationPolicy(
+            name="certificate-expiry-window",
+            description=("Certificates the stack owns (the cluster CA set, Rancher's ingress certificate) "
+                         "should not be within the warning window of their expiry, advisory because "
+                         "renewal is a planned operation, not a reason to block an unrelated change."),
+            validate=expiry.validate_certificate_expiry,
+            enforcement_level=ADVISORY,
+            config_schema=EXPIRY_SCHEMA,
         ),
     ]
