@@ -10,6 +10,7 @@ import pulumi
 from . import render
 from .config import StackConfig
 from .host import HostAccess, step
+from .node_steps import file_step, install_step, uninstall_step
 
 MIN_DISK_MB = 2048
 
@@ -52,29 +53,19 @@ class RKE2Agent(pulumi.ComponentResource):
         def after(*deps: pulumi.Resource | None) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(parent=self, depends_on=[d for d in deps if d is not None])
 
-        uninstall = step(f"{name}-uninstall", host, "uninstall.sh",
-                         values={"ACTION": "register", "RETAIN": int(cluster.retain_on_destroy)},
-                         delete_script="uninstall.sh",
-                         delete_values={"ACTION": "uninstall", "RETAIN": int(cluster.retain_on_destroy)},
-                         opts=after())
+        uninstall = uninstall_step(name, host, cluster, opts=after())
         preflight = step(f"{name}-preflight", host, "preflight.sh",
                          values={"ROLE": "agent", "MIN_DISK_MB": MIN_DISK_MB, "CA_MODE": "agent"}, opts=after(uninstall))
         registration = step(f"{name}-registration-check", host, "registration-check.sh",
                             values={"REGISTRATION_URL": render.registration_url(stack),
                                     "TIMEOUT": cluster.ready_timeout_seconds},
                             stdin=args.cluster_ca, opts=after(preflight, *args.join_after))
-        config = step(f"{name}-config", host, "write-file.sh",
-                      values={"DEST": render.SERVER_CONFIG_PATH, "MODE": "0600"},
-                      stdin=render.to_yaml(cfg), opts=after(preflight))
-        token_file = step(f"{name}-token", host, "write-file.sh",
-                          values={"DEST": render.TOKEN_CONFIG_PATH, "MODE": "0600"},
-                          stdin=pulumi.Output.secret(args.token).apply(render.token_yaml),
-                          secret_output=True, opts=after(preflight))
-        install = step(f"{name}-install", host, "install.sh",
-                       values={"RKE2_VERSION": cluster.version, "RKE2_TYPE": "agent",
-                               "INSTALL_SCRIPT_URL": cluster.install_script_url,
-                               "ARTIFACT_DIR": cluster.artifact_dir or ""},
-                       opts=after(config))
+        config = file_step(f"{name}-config", host, render.SERVER_CONFIG_PATH, render.to_yaml(cfg),
+                           opts=after(preflight))
+        token_file = file_step(f"{name}-token", host, render.TOKEN_CONFIG_PATH,
+                                   pulumi.Output.secret(args.token).apply(render.token_yaml),
+                                   opts=after(preflight), secret=True)
+        install = install_step(name, host, cluster, "agent", opts=after(config))
         service = step(f"{name}-service", host, "service.sh",
                        values={"UNIT": "rke2-agent", "ACTION": "restart",
                                "TIMEOUT": cluster.ready_timeout_seconds, "SINGLE_SERVER": 0},

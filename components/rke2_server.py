@@ -10,6 +10,7 @@ import pulumi
 from . import identity, render
 from .config import StackConfig
 from .host import HostAccess, step
+from .node_steps import file_step, install_step, uninstall_step
 
 # Disk RKE2 needs for its images and etcd before it is worth starting.
 MIN_DISK_MB = 4096
@@ -50,19 +51,11 @@ class RKE2Server(pulumi.ComponentResource):
         super().__init__("rke2:index:RKE2Server", name, props, opts)
 
         host = args.host
-        child = pulumi.ResourceOptions(parent=self)
 
         def after(*deps: pulumi.Resource | None) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(parent=self, depends_on=[d for d in deps if d is not None])
 
-        # Created first, deleted last: its delete runs the uninstall (or leaves the host
-        # alone with retainOnDestroy). Kept apart from the install step so a version
-        # change (an update of the install step) never uninstalls anything.
-        uninstall = step(f"{name}-uninstall", host, "uninstall.sh",
-                         values={"ACTION": "register", "RETAIN": int(cluster.retain_on_destroy)},
-                         delete_script="uninstall.sh",
-                         delete_values={"ACTION": "uninstall", "RETAIN": int(cluster.retain_on_destroy)},
-                         opts=child)
+        uninstall = uninstall_step(name, host, cluster, opts=after())
         preflight = step(f"{name}-preflight", host, "preflight.sh",
                          values={"ROLE": "server", "MIN_DISK_MB": MIN_DISK_MB, "CA_MODE": cluster.ca},
                          opts=after(uninstall))
@@ -71,25 +64,19 @@ class RKE2Server(pulumi.ComponentResource):
             stable_ip = step(f"{name}-stable-ip", host, "stable-ip.sh",
                              values={"STABLE_IP": cluster.mobile_node_ip,
                                      "METHOD": cluster.mobile_interface}, opts=after(preflight))
-        config = step(f"{name}-config", host, "write-file.sh",
-                      values={"DEST": render.SERVER_CONFIG_PATH, "MODE": "0600"},
-                      stdin=render.to_yaml(cfg), opts=after(preflight))
+        config = file_step(f"{name}-config", host, render.SERVER_CONFIG_PATH, render.to_yaml(cfg),
+                           opts=after(preflight))
         token_file = None
         if args.token is not None:
-            token_file = step(f"{name}-token", host, "write-file.sh",
-                              values={"DEST": render.TOKEN_CONFIG_PATH, "MODE": "0600"},
-                              stdin=pulumi.Output.secret(args.token).apply(render.token_yaml),
-                              secret_output=True, opts=after(preflight))
+            token_file = file_step(f"{name}-token", host, render.TOKEN_CONFIG_PATH,
+                                   pulumi.Output.secret(args.token).apply(render.token_yaml),
+                                   opts=after(preflight), secret=True)
         place_ca = None
         if args.ca_files is not None:
             place_ca = step(f"{name}-ca", host, "place-ca.sh",
                             stdin=pulumi.Output.secret(args.ca_files).apply(identity.encode_files),
                             secret_output=True, opts=after(preflight))
-        install = step(f"{name}-install", host, "install.sh",
-                       values={"RKE2_VERSION": cluster.version, "RKE2_TYPE": "server",
-                               "INSTALL_SCRIPT_URL": cluster.install_script_url,
-                               "ARTIFACT_DIR": cluster.artifact_dir or ""},
-                       opts=after(config))
+        install = install_step(name, host, cluster, "server", opts=after(config))
         join_guard = None
         if i == 0 and len(stack.servers) > 1:
             join_guard = step(f"{name}-join-guard", host, "join-guard.sh",

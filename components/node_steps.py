@@ -1,0 +1,39 @@
+"""Host steps that servers and agents share: uninstall-on-destroy, config files, install."""
+
+from __future__ import annotations
+
+import pulumi
+from pulumi_command import remote
+
+from .config import ClusterConfig
+from .host import HostAccess, step
+
+
+def uninstall_step(name: str, host: HostAccess, cluster: ClusterConfig,
+                   opts: pulumi.ResourceOptions) -> remote.Command:
+    """Created first, deleted last: its delete runs rke2-uninstall.sh (or leaves the host alone
+    with retainOnDestroy). Kept apart from the install step so that a version change, an
+    update of the install step, never uninstalls anything."""
+    retain = int(cluster.retain_on_destroy)
+    return step(f"{name}-uninstall", host, "uninstall.sh",
+                values={"ACTION": "register", "RETAIN": retain},
+                delete_script="uninstall.sh", delete_values={"ACTION": "uninstall", "RETAIN": retain},
+                opts=opts)
+
+
+def file_step(name: str, host: HostAccess, dest: str, content: pulumi.Input[str],
+              opts: pulumi.ResourceOptions, *, secret: bool = False) -> remote.Command:
+    """Writes `content` (sent on stdin) to `dest` atomically with mode 0600."""
+    return step(name, host, "write-file.sh", values={"DEST": dest, "MODE": "0600"}, stdin=content,
+                secret_output=secret, opts=opts)
+
+
+def install_step(name: str, host: HostAccess, cluster: ClusterConfig, rke2_type: str,
+                 opts: pulumi.ResourceOptions) -> remote.Command:
+    """Installs the pinned release; an update (new version, or only a new SSH address)
+    re-runs the same idempotent script, which skips an installed version."""
+    return step(f"{name}-install", host, "install.sh",
+                values={"RKE2_VERSION": cluster.version, "RKE2_TYPE": rke2_type,
+                        "INSTALL_SCRIPT_URL": cluster.install_script_url,
+                        "ARTIFACT_DIR": cluster.artifact_dir or ""},
+                opts=opts)
