@@ -67,6 +67,7 @@ def config(hosts: dict, servers: list, agents: list, lb: tuple | None, sans: lis
 
 
 def scenario(artifacts: Path, work: Path, servers: list, agents: list, lb: tuple | None) -> dict:
+    work.mkdir(parents=True)
     with Lab() as lab:
         hosts = {n: lab.add_host(n, a) for n, a in [*servers, *agents, *([lb] if lb else [])]}
         for n, _ in [*servers, *agents]:
@@ -94,7 +95,7 @@ def scenario(artifacts: Path, work: Path, servers: list, agents: list, lb: tuple
 
         result = {
             "converge_s": converge, "noop_s": noop, "noop_remote_commands": noop_commands,
-            "san_touched": len(touched), "total_resources": len(steps),
+            "san_touched": len(touched), "total_resources": stack.resource_count(),
             
             "restarts_per_server": restarts, "agent_remote_commands_on_san_change": agent_touched,
             "san_change_s": san_change,

@@ -95,6 +95,13 @@ class LabStack:
         res = self.pulumi("stack", "output", name, "--json", "--show-secrets", "--stack", self.name)
         return json.loads(res.stdout)
 
+    def resource_count(self) -> int:
+        """Resources in the stack's state, without the stack itself and provider instances."""
+        res = self.pulumi("stack", "export", "--stack", self.name)
+        resources = json.loads(res.stdout)["deployment"].get("resources", [])
+        return sum(1 for r in resources
+                   if r["type"] != "pulumi:pulumi:Stack" and not r["type"].startswith("pulumi:providers:"))
+
     def state_text(self) -> str:
         return "\n".join(p.read_text() for p in self.backend.rglob("*.json"))
 
