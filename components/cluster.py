@@ -95,4 +95,6 @@ def build(stack: StackConfig) -> dict[str, pulumi.Input]:
         "agents": [n.name for n in stack.agents],
         "clusterCaCertificate": identity.root_cert_pem if identity else None,
         "caExpiry": identity.ca_expiry if identity else None,
+        # Leaf certificates the stack issues (RKE2's own leaves live 365 days on the hosts).
+        "rancherIngressCertExpiry": identity.ingress_expiry if identity else None,
     }

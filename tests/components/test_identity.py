@@ -100,3 +100,4 @@ def test_rancher_on_the_same_trust_root():
     assert release.input("values")["privateCA"] is True
     assert release.input("values")["ingress"] == {"tls": {"source": "secret"}}
     assert ev.depends_on("rancher-release", "rancher-ingress-tls")
+    assert ev.resolved["rancherIngressCertExpiry"] == "2036-11-20T00:00:00Z"
