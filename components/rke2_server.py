@@ -44,7 +44,7 @@ class RKE2Server(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RKE2ServerArgs, opts: pulumi.ResourceOptions | None = None):
         stack, i = args.stack, args.index
-        node, cluster = stack.servers[i], stack.cluster
+        cluster = stack.cluster
         cfg = render.server_config(stack, i)
         sans = render.tls_sans(stack)
         props = self._props(args, cfg, sans)

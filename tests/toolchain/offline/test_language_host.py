@@ -12,10 +12,8 @@ temporary directories with a file backend; automatic plugin downloads are disabl
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap

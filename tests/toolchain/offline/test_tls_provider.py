@@ -12,12 +12,10 @@ skips (with the reason) otherwise.
 from __future__ import annotations
 
 import base64
-import glob
 import hashlib
 import ipaddress
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
