@@ -8,20 +8,14 @@ from pathlib import Path
 import pytest
 
 from tests.lab.fixtures import requires_lab
-from tests.lab_scenarios.support import LabStack, provision_artifacts
-from tests.lab_scenarios.test_single_server import HOST, single_config
+from tests.lab_scenarios.test_single_server import HOST, single_config, single_server
 
 pytestmark = [requires_lab(), pytest.mark.lab]
 TLS = "/var/lib/rancher/rke2/server/tls"
 
 
 def test_stack_ca_is_served_pinned_by_the_token_and_survives_a_rebuild(lab, rke2_artifacts, tmp_path):
-    host = lab.add_host(HOST, "10.77.0.14")
-    provision_artifacts(host, rke2_artifacts)
-    stack = LabStack(lab, tmp_path)
-    stack.configure(single_config(host, mobile=True))
-    stack.init()
-    stack.up()
+    host, stack = single_server(lab, rke2_artifacts, tmp_path, "10.77.0.14", mobile=True)
 
     root = stack.output("clusterCaCertificate")
     assert root.startswith("-----BEGIN CERTIFICATE-----")
@@ -49,12 +43,7 @@ def test_stack_ca_is_served_pinned_by_the_token_and_survives_a_rebuild(lab, rke2
 
 
 def test_certificate_rotation_is_an_explicit_previewable_step(lab, rke2_artifacts, tmp_path):
-    host = lab.add_host(HOST, "10.77.0.15")
-    provision_artifacts(host, rke2_artifacts)
-    stack = LabStack(lab, tmp_path)
-    stack.configure(single_config(host, mobile=True))
-    stack.init()
-    stack.up()
+    host, stack = single_server(lab, rke2_artifacts, tmp_path, "10.77.0.15", mobile=True)
     before = Path(host.path(f"{TLS}/serving-kube-apiserver.crt")).read_bytes()
     stack.configure(single_config(host, mobile=True, certificateRotation="2026-11-22"))
     changed = stack.changed_resources()

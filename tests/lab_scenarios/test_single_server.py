@@ -28,6 +28,22 @@ def single_config(host, **cluster) -> dict:
     }
 
 
+def single_server(lab, artifacts: Path, tmp_path: Path, address: str, *, up: bool = True,
+                  token: str | None = None, **cluster) -> tuple:
+    """A lab host named jjtestserver with the air-gap artifacts, and a stack for it
+    (deployed unless up=False)."""
+    host = lab.add_host(HOST, address)
+    provision_artifacts(host, artifacts)
+    stack = LabStack(lab, tmp_path)
+    stack.configure(single_config(host, **cluster))
+    stack.init()
+    if token:
+        stack.set_secret("token", token)
+    if up:
+        stack.up()
+    return host, stack
+
+
 def readyz(lab, stack: LabStack, tmp_path: Path) -> dict:
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(stack.output("kubeconfig"))
@@ -45,14 +61,8 @@ def starts(host) -> int:
 
 @pytest.fixture
 def deployed(lab, rke2_artifacts, tmp_path):
-    host = lab.add_host(HOST, "10.77.0.11")
-    provision_artifacts(host, rke2_artifacts)
-    stack = LabStack(lab, tmp_path)
-    stack.configure(single_config(host, mobile=True))
-    stack.init()
-    stack.set_secret("token", "lab-configured-join-secret-3141")
-    stack.up()
-    return host, stack
+    return single_server(lab, rke2_artifacts, tmp_path, "10.77.0.11", mobile=True,
+                         token="lab-configured-join-secret-3141")
 
 
 def test_up_converges_and_the_kubeconfig_verifies_tls(lab, deployed, tmp_path):
@@ -112,12 +122,7 @@ def test_the_move_mobile_mode_keeps_serving_without_up(lab, deployed, tmp_path):
 
 
 def test_the_move_without_mobile_mode_breaks_then_recovers(lab, rke2_artifacts, tmp_path):
-    host = lab.add_host(HOST, "10.77.0.12")
-    provision_artifacts(host, rke2_artifacts)
-    stack = LabStack(lab, tmp_path)
-    stack.configure(single_config(host, mobile=False, readyTimeoutSeconds=45))
-    stack.init()
-    stack.up()
+    host, stack = single_server(lab, rke2_artifacts, tmp_path, "10.77.0.12", mobile=False, readyTimeoutSeconds=45)
     host.readdress("10.77.0.43")
     lab.set_host_entry(HOST, "10.77.0.43")
     # The server restarts on the new network (as after a reboot); like RKE2 its start hangs
@@ -135,11 +140,7 @@ def test_the_move_without_mobile_mode_breaks_then_recovers(lab, rke2_artifacts, 
 
 
 def test_sshd_down_during_up_fails_naming_the_host_then_converges(lab, rke2_artifacts, tmp_path):
-    host = lab.add_host(HOST, "10.77.0.13")
-    provision_artifacts(host, rke2_artifacts)
-    stack = LabStack(lab, tmp_path)
-    stack.configure(single_config(host, mobile=True))
-    stack.init()
+    host, stack = single_server(lab, rke2_artifacts, tmp_path, "10.77.0.13", up=False, mobile=True)
     proc = lab.popen(["pulumi", "up", "--yes", "--skip-preview", "--non-interactive", "--stack", stack.name],
                      env=stack.project.env, cwd=str(stack.project.dir), text=True,
                      stdout=__import__("subprocess").PIPE, stderr=__import__("subprocess").STDOUT)
