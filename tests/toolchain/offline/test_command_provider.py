@@ -21,43 +21,23 @@ from pathlib import Path
 
 import grpc
 import pytest
-from google.protobuf import empty_pb2, json_format, struct_pb2
+from google.protobuf import empty_pb2
 from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc, provider_pb2, provider_pb2_grpc
 
 OFFLINE = Path(__file__).resolve().parents[3] / "toolchain" / "offline"
 PROVIDER = OFFLINE / "command_provider.py"
 from tests.toolchain.offline.cli import find_cli
+from tests.toolchain.offline.wire import UNKNOWN, from_struct, is_secret, secret, to_struct
 
 PULUMI_CLI = Path(find_cli() or "/nonexistent/pulumi")
 LANGUAGE_HOST = OFFLINE / "language_host.py"
 SSHD = "/usr/sbin/sshd"
 
-SIG = "4dabf18193072939515e22adb298388d"
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 TYPE = "command:remote:Command"
 K = provider_pb2.PropertyDiff
 
 pytestmark = pytest.mark.skipif(not (os.path.exists(SSHD) and shutil.which("ssh-keygen")),
                                 reason="needs OpenSSH server (/usr/sbin/sshd) and ssh-keygen")
-
-
-def secret(v):
-    return {SIG: SECRET_SIG, "value": v}
-
-
-def is_secret(v) -> bool:
-    return isinstance(v, dict) and v.get(SIG) == SECRET_SIG
-
-
-def to_struct(d: dict) -> struct_pb2.Struct:
-    s = struct_pb2.Struct()
-    s.update(d)
-    return s
-
-
-def from_struct(s) -> dict:
-    return json_format.MessageToDict(s)
 
 
 def free_port() -> int:

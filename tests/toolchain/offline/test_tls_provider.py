@@ -24,7 +24,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from google.protobuf import empty_pb2, json_format, struct_pb2
+from google.protobuf import empty_pb2
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -40,9 +40,8 @@ PLUGIN = OFFLINE / "tls_provider.py"
 PYTHON = Path(sys.executable)
 CLI_TIMEOUT = 300
 
-SIG = "4dabf18193072939515e22adb298388d"
-SECRET = "1b47061264138c4ac30d75fd1eb44270"
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+from tests.toolchain.offline.wire import UNKNOWN, is_secret, plain, secret, to_struct  # noqa: E402
+from tests.toolchain.offline.wire import from_struct as to_dict  # noqa: E402
 
 PK = "tls:index/privateKey:PrivateKey"
 CSR = "tls:index/certRequest:CertRequest"
@@ -62,27 +61,6 @@ def _write_wrapper(directory: Path) -> Path:
     wrapper.chmod(0o755)
     return wrapper
 
-
-def secret(value):
-    return {SIG: SECRET, "value": value}
-
-
-def is_secret(value) -> bool:
-    return isinstance(value, dict) and value.get(SIG) == SECRET
-
-
-def plain(value):
-    return value["value"] if is_secret(value) else value
-
-
-def to_struct(props: dict) -> struct_pb2.Struct:
-    s = struct_pb2.Struct()
-    s.update(props)
-    return s
-
-
-def to_dict(s) -> dict:
-    return json_format.MessageToDict(s)
 
 
 class Client:
