@@ -253,6 +253,13 @@ build_kubernetes() {
   cd "$REPO"
 }
 
+# The version the go.mod in the current directory requires of a module ("" when none).
+required_version() { # module
+  go mod edit -json | python3 -c 'import json, sys
+req = {r["Path"]: r["Version"] for r in json.load(sys.stdin).get("Require", [])}
+print(req.get(sys.argv[1], ""))' "$1"
+}
+
 build_tls() {
   local mod=github.com/pulumi/pulumi-tls/provider/v5 tfver fwver
   log "building pulumi-resource-tls (module $mod@$PULUMI_TLS_PROVIDER_GO_VERSION)..."
@@ -260,8 +267,8 @@ build_tls() {
   cd "$STAGE/src/tls" || return 1
   # The module replaces github.com/hashicorp/terraform-provider-tls/shim with ./shim, which
   # the module zip lacks: recreate it at the versions the provider's go.mod requires.
-  tfver="$(go mod edit -json | python3 -c 'import json,sys; r={x["Path"]:x["Version"] for x in json.load(sys.stdin).get("Require",[])}; print(r.get("github.com/hashicorp/terraform-provider-tls",""))')"
-  fwver="$(go mod edit -json | python3 -c 'import json,sys; r={x["Path"]:x["Version"] for x in json.load(sys.stdin).get("Require",[])}; print(r.get("github.com/hashicorp/terraform-plugin-framework",""))')"
+  tfver="$(required_version github.com/hashicorp/terraform-provider-tls)"
+  fwver="$(required_version github.com/hashicorp/terraform-plugin-framework)"
   [[ -n "$tfver" && -n "$fwver" ]] || { log "FAILED: tls: go.mod does not name terraform-provider-tls/terraform-plugin-framework"; return 1; }
   rm -rf shim && mkdir shim && cp "$HERE/tls-shim/shim.go" shim/shim.go || return 1
   printf 'module github.com/hashicorp/terraform-provider-tls/shim\n\ngo 1.22\n\nrequire (\n\tgithub.com/hashicorp/terraform-plugin-framework %s\n\tgithub.com/hashicorp/terraform-provider-tls %s\n)\n' \
