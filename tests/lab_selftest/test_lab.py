@@ -4,6 +4,7 @@ RKE2 stand-in's contract (install, TLS, SANs, etcd membership, joins, uninstall)
 import hashlib
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -95,11 +96,17 @@ def test_hosts_file_resolution_is_private_to_the_lab(lab):
 def test_host_filesystem_is_private(lab):
     alpha = lab.add_host("alpha", "10.77.0.11")
     beta = lab.add_host("beta", "10.77.0.12")
-    ok(alpha, "mkdir -p /etc/rancher/rke2 /usr/local/bin && echo alpha > /etc/rancher/rke2/probe "
-              "&& touch /usr/local/bin/probe-tool /root/probe /tmp/probe")
-    assert (alpha.root / "etc/rancher/rke2/probe").read_text() == "alpha\n"
-    assert alpha.path("/etc/rancher/rke2/probe").read_text() == "alpha\n"
-    for path in ("/etc/rancher/rke2/probe", "/usr/local/bin/probe-tool", "/root/probe", "/tmp/probe"):
+    # Names unique to this run: a fixed name (e.g. /tmp/probe) may exist on this machine
+    # for unrelated reasons and would be reported as a leak.
+    tag = f"rk2lab-probe-{secrets.token_hex(4)}"
+    paths = (f"/etc/rancher/{tag}/probe", f"/usr/local/bin/{tag}", f"/root/{tag}", f"/tmp/{tag}")
+    for path in paths:
+        assert not os.path.exists(path), f"{path} exists on this machine before the test"
+    ok(alpha, f"mkdir -p /etc/rancher/{tag} /usr/local/bin && echo alpha > {paths[0]} "
+              f"&& touch {' '.join(paths[1:])}")
+    assert (alpha.root / paths[0].lstrip("/")).read_text() == "alpha\n"
+    assert alpha.path(paths[0]).read_text() == "alpha\n"
+    for path in paths:
         assert not os.path.exists(path), f"{path} leaked onto this machine"
         assert beta.ssh(f"test -e {path}")[0] == 1, f"{path} leaked into another host"
     # kernel settings shared with this machine stay read-only; the host's own net.* do not
