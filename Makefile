@@ -90,3 +90,9 @@ bench: venv host-deps toolchain
 
 clean:
 	rm -rf $(STATE_DIR) $(VENV) $(POLICY_VENV)
+
+# Real upstream etcd/kube-apiserver/kubectl/kwok for the host lab, built from Go modules
+# and cached (tests/lab/realparts/build.sh); prints the cache's bin directory last.
+.PHONY: lab-parts
+lab-parts:
+	@bash tests/lab/realparts/build.sh
