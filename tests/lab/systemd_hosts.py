@@ -1,0 +1,285 @@
+"""Real Debian hosts with systemd for the lab: a debootstrap base built once and cached,
+one overlayfs per host, booted with systemd-nspawn inside the host's lab network namespace.
+
+    from tests.lab.systemd_hosts import add_systemd_host
+    host = add_systemd_host(lab, "srv1", "10.77.0.11")   # a netlab.Lab that is running
+    host.ssh("systemctl is-system-running")               # real systemd, journald, sshd
+
+Network plumbing (netns, veth into the lab bridge, address, default route, known_hosts,
+hosts-file entry) is netlab's: `SystemdHost` subclasses `netlab.Host` and replaces only the
+"hostinit + lab sshd" part with `systemd-nspawn --boot` of a real Debian whose ssh.service
+runs sshd. Flags (see lab-facts.md): `--register=no --keep-unit` because this machine does
+not run systemd itself; `--network-namespace-path` joins the netns netlab made.
+
+Base cache: ${XDG_CACHE_HOME:-~/.cache}/rke2-rancher/lab-base/<key>/rootfs with COMPLETE,
+<key> = hash of suite, mirror and package list.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.lab import netlab
+from tests.lab.netlab import LabError, _run
+
+REPO = Path(__file__).resolve().parents[2]
+# Minimal, plus what RKE2's install/killall/uninstall scripts call (tar, gzip, iptables,
+# kmod for modprobe, util-linux is in minbase).
+BASE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "curl",
+                 "ca-certificates", "procps", "tar", "gzip", "kmod", "iptables")
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+
+
+def _pin(name: str) -> str:
+    for line in (REPO / "versions.env").read_text().splitlines():
+        if line.startswith(f"{name}="):
+            return line.split("=", 1)[1].strip()
+    raise LabError(f"{name} is not set in versions.env")
+
+
+def nspawn_unavailable_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "systemd lab hosts need root"
+    for tool in ("systemd-nspawn", "debootstrap"):
+        if not shutil.which(tool) and not Path("/usr/sbin", tool).exists():
+            return f"{tool} is not installed (make host-deps)"
+    return None
+
+
+def base_dir(suite: str | None = None, mirror: str | None = None) -> Path:
+    suite = suite or _pin("DEBIAN_SUITE")
+    mirror = mirror or os.environ.get("RK2LAB_DEBIAN_MIRROR", DEFAULT_MIRROR)
+    key = hashlib.sha256("\n".join([suite, mirror, *BASE_PACKAGES]).encode()).hexdigest()[:12]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "rke2-rancher" / "lab-base" / key
+
+
+def ensure_base(suite: str | None = None, mirror: str | None = None,
+                progress=lambda msg: print(msg, file=sys.stderr)) -> Path:
+    """The cached Debian root filesystem (built on a miss, about 2 min). Returns rootfs."""
+    suite = suite or _pin("DEBIAN_SUITE")
+    mirror = mirror or os.environ.get("RK2LAB_DEBIAN_MIRROR", DEFAULT_MIRROR)
+    dest = base_dir(suite, mirror)
+    if (dest / "COMPLETE").exists():
+        return dest / "rootfs"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (dest / "COMPLETE").exists():
+            return dest / "rootfs"
+        stage = Path(tempfile.mkdtemp(prefix=f".building-{dest.name}.", dir=dest.parent))
+        try:
+            log = stage / "debootstrap.log"
+            progress(f"lab-base: debootstrap {suite} into {dest} (cached afterwards)...")
+            t0 = time.monotonic()
+            with open(log, "w") as f:
+                res = subprocess.run(
+                    ["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
+                     suite, str(stage / "rootfs"), mirror], stdout=f, stderr=subprocess.STDOUT)
+            if res.returncode != 0:
+                raise LabError(f"debootstrap failed: {log.read_text()[-2000:]}")
+            root = stage / "rootfs"
+            # Every host gets its own machine-id and ssh host key in its upper layer.
+            (root / "etc/machine-id").write_text("")
+            for key in root.glob("etc/ssh/ssh_host_*"):
+                key.unlink()
+            # Names resolve through the lab's hosts file only (no DNS on the lab network).
+            (root / "etc/resolv.conf").unlink(missing_ok=True)
+            (root / "etc/resolv.conf").write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+            seconds = time.monotonic() - t0
+            (stage / "COMPLETE").write_text(f"suite={suite}\nmirror={mirror}\nseconds={seconds:.0f}\n")
+            if dest.exists():
+                shutil.rmtree(dest)
+            stage.rename(dest)
+            progress(f"lab-base: built in {seconds:.0f}s")
+        finally:
+            if stage.exists():
+                shutil.rmtree(stage, ignore_errors=True)
+    return dest / "rootfs"
+
+
+class SystemdHost(netlab.Host):
+    """A lab host running a real Debian with systemd as PID 1 (see the module docstring).
+    `exec` runs commands inside the container (nsenter into PID 1's namespaces)."""
+
+    def __init__(self, lab, name, address, index, base: Path):
+        super().__init__(lab, name, address, index)
+        self.base = base
+        self.merged = self.dir / "merged"
+        self._nspawn: subprocess.Popen | None = None
+        self.boot_seconds: float | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------
+    def _start(self) -> None:
+        lab = self.lab
+        # The network part exactly as netlab.Host._start does it.
+        netlab._ip("netns", "add", self.netns)
+        lab._manifest_add(self.netns)
+        netlab._ip("-n", self.netns, "link", "set", "lo", "up")
+        netlab._ip("-n", lab.netns, "link", "add", self.veth, "type", "veth",
+                   "peer", "name", "eth0", "netns", self.netns)
+        netlab._ip("-n", lab.netns, "link", "set", self.veth, "master", netlab.BRIDGE, "up")
+        netlab._ip("-n", self.netns, "addr", "add", f"{self.address}/{lab.prefixlen}", "dev", "eth0")
+        netlab._ip("-n", self.netns, "link", "set", "eth0", "up")
+        netlab._ip("-n", self.netns, "route", "add", "default", "via", lab.gateway)
+        self._prepare_upper()
+        self._boot()
+
+    def _prepare_upper(self) -> None:
+        """Upper layer = `self.root`: hostname, machine-id, ssh host key, root's key."""
+        root = self.root
+        for d in ("etc/ssh", "root/.ssh", "etc/systemd/system"):
+            (root / d).mkdir(parents=True, exist_ok=True)
+        (self.dir / "work").mkdir(parents=True, exist_ok=True)
+        self.merged.mkdir(parents=True, exist_ok=True)
+        (root / "etc/hostname").write_text(self.name + "\n")
+        (root / "etc/machine-id").write_text(os.urandom(16).hex() + "\n")
+        key = root / "etc/ssh/ssh_host_ed25519_key"
+        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", self.name, "-f", str(key)])
+        self.host_public_key = " ".join(Path(f"{key}.pub").read_text().split()[:2])
+        with open(self.lab.known_hosts, "a") as f:  # needed by the boot wait over ssh
+            f.write(f"{self.name} {self.host_public_key}\n")
+        shutil.copy(f"{self.lab.client_key}.pub", root / "root/.ssh/authorized_keys")
+        os.chmod(root / "root/.ssh", 0o700)
+        os.chmod(root / "root", 0o700)
+        # Only the ed25519 key: sshd would otherwise log errors for the removed RSA/ECDSA ones.
+        (root / "etc/ssh/sshd_config.d").mkdir(exist_ok=True)
+        (root / "etc/ssh/sshd_config.d/lab.conf").write_text(
+            "HostKey /etc/ssh/ssh_host_ed25519_key\n")
+        shutil.copy(self.lab.hosts_file, root / "etc/hosts")
+
+    def _boot(self, timeout: float = 60) -> None:
+        _run(["mount", "-t", "overlay", "overlay", "-o",
+              f"lowerdir={self.base},upperdir={self.root},workdir={self.dir / 'work'}",
+              str(self.merged)])
+        log = open(self.dir / "nspawn.log", "ab")
+        t0 = time.monotonic()
+        self._nspawn = subprocess.Popen(
+            ["systemd-nspawn", "--register=no", "--keep-unit", "--quiet", "-D", str(self.merged),
+             f"--machine={self.lab.netns}-{self.name}", f"--hostname={self.name}",
+             f"--network-namespace-path=/run/netns/{self.netns}",
+             f"--bind-ro={self.lab.hosts_file}:/etc/hosts", "--console=read-only", "--boot"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        log.close()
+        self.wait_running(timeout)
+        self.boot_seconds = time.monotonic() - t0
+
+    def wait_running(self, timeout: float = 60) -> str:
+        """Wait until `systemctl is-system-running --wait` over ssh says running/degraded."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            if self._nspawn is None or self._nspawn.poll() is not None:
+                raise LabError(f"host {self.name}: nspawn exited: "
+                               f"{(self.dir / 'nspawn.log').read_text(errors='replace')[-2000:]}")
+            try:
+                rc, out, err = self.ssh("systemctl is-system-running --wait", timeout=max(5, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                continue
+            last = (out + err).strip()
+            if out.strip() in ("running", "degraded"):
+                return out.strip()
+            time.sleep(0.3)
+        raise LabError(f"host {self.name}: not running after {timeout}s ({last})")
+
+    def stop(self, timeout: float = 60) -> None:
+        """Power off (SIGRTMIN+4 to PID 1 = `systemctl poweroff`'s signal), wait, unmount."""
+        if self._nspawn is not None:
+            if self._nspawn.poll() is None:
+                # nspawn turns SIGTERM into an orderly container shutdown.
+                self._nspawn.send_signal(signal.SIGTERM)
+                try:
+                    self._nspawn.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    self._nspawn.kill()
+                    self._nspawn.wait(timeout=10)
+            self._nspawn = None
+        if os.path.ismount(self.merged):
+            subprocess.run(["umount", str(self.merged)], capture_output=True)
+
+    def reboot(self, timeout: float = 60) -> None:
+        """Reboot = container stop + start (same upper layer, so files persist)."""
+        self.stop()
+        self._boot(timeout)
+
+    def close(self) -> None:
+        self.stop(timeout=30)
+        if netlab._netns_exists(self.netns):
+            netlab._kill_netns([self.netns])
+            subprocess.run(["ip", "netns", "del", self.netns], capture_output=True)
+
+    # --- inspection ---------------------------------------------------------------------
+    @property
+    def holder_pid(self) -> int:
+        """PID (on this machine) of the container's systemd (PID 1 inside)."""
+        if self._nspawn is None or self._nspawn.poll() is not None:
+            raise LabError(f"host {self.name} is not running")
+        res = subprocess.run(["pgrep", "-P", str(self._nspawn.pid)], capture_output=True, text=True)
+        pids = res.stdout.split()
+        if not pids:
+            raise LabError(f"host {self.name}: no init process yet")
+        return int(pids[0])
+
+    def exec(self, command: str, input: str | None = None, timeout: float = 120,
+             env: dict | None = None) -> tuple[int, str, str]:
+        full_env = {"PATH": netlab.DEFAULT_PATH, "HOME": "/root", "LANG": "C.UTF-8",
+                    "USER": "root", "SHELL": "/bin/sh", **(env or {})}
+        res = subprocess.run(
+            ["nsenter", "-t", str(self.holder_pid), "-a", "--", "/bin/sh", "-c", f"cd / && {command}"],
+            input=input, capture_output=True, text=True, timeout=timeout, env=full_env)
+        return res.returncode, res.stdout, res.stderr
+
+    def memory_kib(self) -> dict:
+        """RSS and PSS (KiB) summed over the container's processes (the netns's pids)."""
+        rss = pss = 0
+        for pid in netlab._netns_pids(self.netns):
+            try:
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1])
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1])
+            except OSError:
+                pass
+        return {"rss": rss, "pss": pss}
+
+    # The netlab sshd stand-in controls do not apply: use systemctl over ssh/exec.
+    def stop_sshd(self, timeout: float = 10) -> None:
+        rc, out, err = self.exec("systemctl stop ssh.service ssh.socket", timeout=timeout)
+        if rc != 0:
+            raise LabError(f"host {self.name}: systemctl stop ssh: {err}")
+
+    def start_sshd(self) -> None:
+        rc, out, err = self.exec("systemctl start ssh.service")
+        if rc != 0:
+            raise LabError(f"host {self.name}: systemctl start ssh: {err}")
+
+    @property
+    def sshd_running(self) -> bool:
+        return self.exec("systemctl is-active --quiet ssh.service")[0] == 0
+
+    def journal(self, unit: str) -> str:
+        return self.exec(f"journalctl --no-pager -o short-iso -u {unit}")[1]
+
+
+def add_systemd_host(lab, name: str, address: str, register_name: bool = True,
+                     base: Path | None = None) -> SystemdHost:
+    """Like `Lab.add_host`, but the host is a real Debian booted with systemd."""
+    if not lab._started or lab._closed:
+        raise LabError("lab is not running")
+    if name in lab.hosts:
+        raise LabError(f"host {name} exists")
+    host = SystemdHost(lab, name, address, len(lab.hosts) + 1, base or ensure_base())
+    lab.hosts[name] = host
+    if register_name:
+        lab.set_host_entry(name, address)
+    host._start()
+    return host
