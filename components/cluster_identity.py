@@ -42,7 +42,7 @@ class ClusterIdentity(pulumi.ComponentResource):
     files: pulumi.Output[dict]
     """Secret {relative path under server/tls: (mode, content)} to place on every server."""
     token: pulumi.Output[str]
-    """Secret full join token K10<sha256 of server-ca.crt>::server:<password>."""
+    """Secret full join token K10<hashCA of server-ca.crt>::server:<password>."""
     ca_expiry: pulumi.Output[str]
     """Root CA notAfter (RFC 3339)."""
 

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import hmac
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 
 # RKE2's CA files under /var/lib/rancher/rke2/server/tls (shared/reference/rke2-facts.md).
 CA_NAMES = ("server-ca", "client-ca", "request-header-ca", "etcd/server-ca", "etcd/peer-ca")
@@ -43,8 +48,61 @@ def encode_files(files: dict[str, tuple[str, str]]) -> str:
 
 
 def ca_hash(server_ca_bundle: str) -> str:
-    """What RKE2 puts after K10: sha256 of server-ca.crt as served on /cacerts."""
-    return hashlib.sha256(server_ca_bundle.encode()).hexdigest()
+    """What RKE2 puts after K10, the rule of k3s `pkg/clientaccess/token.go` `hashCA`: one
+    certificate in server-ca.crt: sha256 of the file's bytes; more than one: sha256 of the DER
+    of the root that the first certificate chains to (through the others), falling back to the
+    file's bytes when it chains to none."""
+    data = server_ca_bundle.encode()
+    certs = x509.load_pem_x509_certificates(data)
+    if len(certs) > 1:
+        root = _chain_root(certs[0], certs[1:])
+        if root is not None:
+            data = root.public_bytes(serialization.Encoding.DER)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _is_root(cert: x509.Certificate) -> bool:
+    """k3s counts a bundle certificate as a root when it has no authority key id or that id
+    equals its subject key id; every other one is an intermediate."""
+    aki = _extension(cert, x509.AuthorityKeyIdentifier)
+    if aki is None or aki.key_identifier is None:
+        return True
+    ski = _extension(cert, x509.SubjectKeyIdentifier)
+    return ski is not None and ski.digest == aki.key_identifier
+
+
+def _extension(cert: x509.Certificate, kind):
+    try:
+        return cert.extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _chain_root(leaf: x509.Certificate, others: list[x509.Certificate]) -> x509.Certificate | None:
+    """The root that `leaf` chains to through `others` (signatures checked), or None.
+    Hand-written: cryptography's verifier applies web PKI rules to the leaf, which refuse a
+    CA certificate as the leaf; this walk checks what Go's x509 Verify checks here (issuer
+    name, signature, validity)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    current, seen = leaf, 0
+    while seen <= len(others):
+        seen += 1
+        for issuer in others:
+            if issuer.subject != current.issuer or issuer is current:
+                continue
+            try:
+                current.verify_directly_issued_by(issuer)
+            except (ValueError, TypeError, InvalidSignature):
+                continue
+            if not issuer.not_valid_before_utc <= now <= issuer.not_valid_after_utc:
+                continue
+            if _is_root(issuer):
+                return issuer
+            current = issuer
+            break
+        else:
+            return None
+    return None
 
 
 def derived_password(secret_pem: str) -> str:

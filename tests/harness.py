@@ -15,6 +15,8 @@ import pulumi
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pmocks
 
+from tests.mock_certs import MockCertificateAuthority
+
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 
 FAKE_KUBECONFIG = """apiVersion: v1
@@ -40,6 +42,10 @@ FAKE_SERVER_TOKEN = "K10feedface::server:sample-generated-token-xyz"
 
 
 class Mocks(pulumi.runtime.Mocks):
+    def __init__(self):
+        super().__init__()
+        self.certificates = MockCertificateAuthority()
+
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         outputs = dict(args.inputs)
         if args.typ == "command:remote:Command":
@@ -54,8 +60,12 @@ class Mocks(pulumi.runtime.Mocks):
             outputs["status"] = {"status": "deployed"}
         if args.typ == "tls:index/privateKey:PrivateKey":
             outputs["privateKeyPem"] = f"-----BEGIN PRIVATE KEY-----\nsample-private-{args.name}\n-----END PRIVATE KEY-----\n"
-        if args.typ in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
-            outputs["certPem"] = f"-----BEGIN CERTIFICATE-----\n{args.name}\n-----END CERTIFICATE-----\n"
+        if args.typ == "tls:index/selfSignedCert:SelfSignedCert":
+            outputs["certPem"] = self.certificates.issue(args.name, is_ca=bool(args.inputs.get("isCaCertificate")))
+            outputs["validityEndTime"] = "2036-11-20T00:00:00Z"
+        if args.typ == "tls:index/locallySignedCert:LocallySignedCert":
+            outputs["certPem"] = self.certificates.issue(args.name, is_ca=bool(args.inputs.get("isCaCertificate")),
+                                                         signer_pem=args.inputs["caCertPem"])
             outputs["validityEndTime"] = "2036-11-20T00:00:00Z"
         if args.typ == "tls:index/certRequest:CertRequest":
             outputs["certRequestPem"] = f"-----BEGIN CERTIFICATE REQUEST-----\n{args.name}\n-----END CERTIFICATE REQUEST-----\n"

@@ -4,6 +4,41 @@
 # the registration address, join it instead (a drop-in with `server:`).
 # In: REGISTRATION_URL.
 data=/var/lib/rancher/rke2/server/db/etcd
+
+# The CA hash a K10 token pins, by the rule of k3s pkg/clientaccess/token.go hashCA: one
+# certificate: sha256 of the file; several: sha256 of the DER of the root that the first
+# certificate verifies to (roots: no authority key id, or one equal to the subject key id);
+# no chain: sha256 of the file.
+key_id() {  # cert extension-name
+  openssl x509 -in "$1" -noout -ext "$2" 2>/dev/null | sed 1d | tr -d ' \n' | sed 's/^keyid://'
+}
+ca_hash() {  # file
+  if [ "$(grep -c -- '-----BEGIN CERTIFICATE-----' "$1")" -gt 1 ]; then
+    parts=$(mktemp -d)
+    awk -v d="$parts" '/-----BEGIN CERTIFICATE-----/ { n++ } n { print > (d "/" n ".pem") }' "$1"
+    : > "$parts/intermediates"
+    roots=""
+    for f in "$parts"/*.pem; do
+      [ "$f" = "$parts/1.pem" ] && continue
+      aki=$(key_id "$f" authorityKeyIdentifier)
+      if [ -z "$aki" ] || [ "$aki" = "$(key_id "$f" subjectKeyIdentifier)" ]; then
+        roots="$roots $f"
+      else
+        cat "$f" >> "$parts/intermediates"
+      fi
+    done
+    for root in $roots; do
+      if openssl verify -CAfile "$root" -untrusted "$parts/intermediates" "$parts/1.pem" >/dev/null 2>&1 ||
+         { [ ! -s "$parts/intermediates" ] && openssl verify -CAfile "$root" "$parts/1.pem" >/dev/null 2>&1; }; then
+        openssl x509 -in "$root" -outform DER | sha256sum | awk '{ print $1 }'
+        rm -rf "$parts"
+        return 0
+      fi
+    done
+    rm -rf "$parts"
+  fi
+  sha256sum "$1" | awk '{ print $1 }'
+}
 dropin=/etc/rancher/rke2/config.yaml.d/40-rke2-rancher-join.yaml
 tokenfile=/etc/rancher/rke2/config.yaml.d/50-rke2-rancher-token.yaml
 if [ -d "$data" ]; then
@@ -26,7 +61,7 @@ case "$token" in
   K10*::*)
     want=${token#K10}
     want=${want%%::*}
-    got=$(sha256sum "$cacerts" | awk '{ print $1 }')
+    got=$(ca_hash "$cacerts")
     [ "$got" = "$want" ] || fail "the cluster at $REGISTRATION_URL has a different CA (sha256 $got) than the token pins ($want)"
     ;;
   *) log "token has no CA hash (not K10 form): RKE2 will verify the join itself" ;;

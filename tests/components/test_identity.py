@@ -1,11 +1,13 @@
 """cluster.ca: generated: the stack-owned CA set, the computed token, secrets."""
 
+import base64
 import hashlib
 
 import pytest
 
 from components import identity
 from tests.harness import evaluate, plaintext_outside_secrets
+from tests.upstream_rules import openssl_ca, openssl_der, upstream_ca_hash
 from tests.stacks import load_stack, with_changes
 
 RAW, SECRETS = load_stack("ha")
@@ -41,15 +43,51 @@ def test_every_server_receives_the_ca_before_its_first_start(ha):
         assert all(line.split()[1] == "0600" for line in lines if line.split()[0].endswith(".key"))
 
 
+def _placed_file(ev, server: str, path: str) -> str:
+    for line in ev.by_name(f"{server}-ca").input("stdin").splitlines():
+        name, _mode, data = line.split()
+        if name == path:
+            return base64.b64decode(data).decode()
+    raise AssertionError(f"{path} not placed on {server}")
+
+
 def test_token_is_computed_with_the_ca_hash(ha):
-    bundle = identity.chain("-----BEGIN CERTIFICATE-----\ncluster-identity-server-ca\n-----END CERTIFICATE-----\n",
-                            "-----BEGIN CERTIFICATE-----\ncluster-identity-intermediate-ca\n-----END CERTIFICATE-----\n",
-                            "-----BEGIN CERTIFICATE-----\ncluster-identity-root-ca\n-----END CERTIFICATE-----\n")
-    expected = f"K10{hashlib.sha256(bundle.encode()).hexdigest()}::server:sample-join-token-abcdef"
+    # The hash joiners check is k3s hashCA over server-ca.crt as the servers hold it.
+    bundle = _placed_file(ha, "rke2-server-1", "server-ca.crt")
+    assert bundle.count("BEGIN CERTIFICATE") == 3
+    expected = f"K10{upstream_ca_hash(bundle.encode())}::server:sample-join-token-abcdef"
     for name in ("rke2-server-1-token", "rke2-server-3-token", "rke2-agent-2-token"):
         assert ha.by_name(name).input("stdin") == f"token: {expected}\n", name
         assert "stdin" in ha.by_name(name).secret_paths()
     assert "rke2-server-1-read-token" not in ha.names()
+
+
+def test_ca_hash_of_a_single_certificate_is_the_file_hash(tmp_path):
+    # k3s pkg/clientaccess/token.go hashCA: one certificate -> sha256 of the file's bytes.
+    single = openssl_ca(tmp_path, "single")
+    assert identity.ca_hash(single.decode()) == hashlib.sha256(single).hexdigest() == upstream_ca_hash(single)
+
+
+def test_ca_hash_of_a_chain_is_the_root_der_hash(tmp_path):
+    # k3s hashCA: more than one certificate -> sha256 of the DER of the root the first
+    # certificate chains to. The chain is made by openssl, not by the product.
+    root = openssl_ca(tmp_path, "root")
+    inter = openssl_ca(tmp_path, "inter", signer="root")
+    leaf_ca = openssl_ca(tmp_path, "leaf", signer="inter")
+    bundle = leaf_ca + inter + root
+    want = hashlib.sha256(openssl_der(tmp_path / "root.crt")).hexdigest()
+    assert upstream_ca_hash(bundle) == want
+    assert identity.ca_hash(bundle.decode()) == want
+    assert identity.ca_hash((leaf_ca + root + inter).decode()) == want  # order of the rest does not matter
+    assert identity.ca_hash(bundle.decode()) != hashlib.sha256(bundle).hexdigest()
+
+
+def test_ca_hash_falls_back_to_the_file_when_the_first_does_not_chain(tmp_path):
+    # k3s hashCA hashes the file's bytes when Verify finds no chain.
+    a, b = openssl_ca(tmp_path, "a"), openssl_ca(tmp_path, "b")
+    unrelated = openssl_ca(tmp_path, "c", signer="b")
+    bundle = unrelated + a
+    assert identity.ca_hash(bundle.decode()) == hashlib.sha256(bundle).hexdigest() == upstream_ca_hash(bundle)
 
 
 def test_private_keys_never_in_plaintext(ha):
@@ -58,7 +96,7 @@ def test_private_keys_never_in_plaintext(ha):
 
 
 def test_outputs_show_the_trust_root_and_its_lifetime(ha):
-    assert "cluster-identity-root-ca" in ha.resolved["clusterCaCertificate"]
+    assert "# cluster-identity-root-ca\n" in ha.resolved["clusterCaCertificate"]
     assert ha.resolved["caExpiry"] == "2036-11-20T00:00:00Z"
 
 
@@ -77,9 +115,9 @@ def test_certificate_rotation_runs_one_server_at_a_time():
 
 
 def test_full_token_keeps_only_the_password_of_a_configured_k10_token():
-    assert identity.full_token("ca", "K10abc::server:pw") == \
-        f"K10{hashlib.sha256(b'ca').hexdigest()}::server:pw"
-    assert identity.full_token("ca", "pw").endswith("::server:pw")
+    ca = _placed_file(evaluate(RAW, SECRETS), "rke2-server-1", "server-ca.crt")
+    assert identity.full_token(ca, "K10abc::server:pw") == f"K10{upstream_ca_hash(ca.encode())}::server:pw"
+    assert identity.full_token(ca, "pw").endswith("::server:pw")
 
 
 def test_encode_files_is_sorted_and_base64():

@@ -45,3 +45,23 @@ def tls_material(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     _openssl("x509", "-req", "-in", str(d / "server.csr"), "-CA", str(d / "ca.crt"), "-CAkey", str(d / "ca.key"),
              "-CAcreateserial", "-days", "2", "-extfile", str(d / "ext.cnf"), "-out", str(d / "server.crt"))
     return {"ca": d / "ca.crt", "other_ca": d / "other.crt", "cert": d / "server.crt", "key": d / "server.key"}
+
+
+@pytest.fixture(scope="session")
+def chained_tls_material(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """server-ca.crt as `cluster.ca: generated` lays it out (server CA, intermediate, root),
+    made by openssl, and a 127.0.0.1 server certificate the server CA signed."""
+    from tests.upstream_rules import openssl_ca
+    d = tmp_path_factory.mktemp("chain")
+    root = openssl_ca(d, "root")
+    inter = openssl_ca(d, "inter", signer="root")
+    server_ca = openssl_ca(d, "server-ca", signer="inter")
+    bundle = d / "bundle.crt"
+    bundle.write_bytes(server_ca + inter + root)
+    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-subj", "/CN=rke2-supervisor", "-keyout", str(d / "server.key"), "-out", str(d / "server.csr"))
+    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    _openssl("x509", "-req", "-in", str(d / "server.csr"), "-CA", str(d / "server-ca.crt"),
+             "-CAkey", str(d / "server-ca.key"), "-CAcreateserial", "-days", "2", "-extfile", str(d / "ext.cnf"),
+             "-out", str(d / "server.crt"))
+    return {"ca": bundle, "cert": d / "server.crt", "key": d / "server.key"}

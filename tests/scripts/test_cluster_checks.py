@@ -15,6 +15,7 @@ import pytest
 
 from components import render
 from tests.scripts.sandbox import Sandbox
+from tests.upstream_rules import upstream_ca_hash
 
 NODE = "rke2-agent-1"
 JOIN_DROPIN = "/etc/rancher/rke2/config.yaml.d/40-rke2-rancher-join.yaml"
@@ -87,6 +88,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def supervisor(tls_material: dict[str, Path]) -> Iterator[str]:
     """https://127.0.0.1:<port> answering /ping (pong) and /cacerts (the CA PEM), like RKE2's 9345."""
+    yield from _serve(tls_material)
+
+
+@pytest.fixture
+def chained_supervisor(chained_tls_material: dict[str, Path]) -> Iterator[str]:
+    """The same, serving a server-ca.crt that holds a chain (cluster.ca: generated)."""
+    yield from _serve(chained_tls_material)
+
+
+def _serve(tls_material: dict[str, Path]) -> Iterator[str]:
     handler = type("Handler", (_Handler,), {"routes": {
         "/ping": b"pong", "/cacerts": tls_material["ca"].read_bytes()}})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -171,6 +182,25 @@ def test_join_guard_refuses_a_cluster_with_another_ca(sandbox: Sandbox, supervis
     res = sandbox.run("join-guard.sh", REGISTRATION_URL=supervisor)
     assert res.returncode == 1 and "has a different CA" in res.stderr, res
     assert not sandbox.exists(JOIN_DROPIN)
+
+
+def test_join_guard_pins_a_chained_ca_by_its_root(sandbox: Sandbox, chained_supervisor: str,
+                                                 chained_tls_material):
+    # k3s pkg/clientaccess/token.go hashCA: for a bundle of several certificates the token
+    # pins sha256 of the root's DER, computed here by tests/upstream_rules.py with openssl.
+    bundle = chained_tls_material["ca"].read_bytes()
+    sandbox.write(render.TOKEN_CONFIG_PATH, _token(chained_tls_material, upstream_ca_hash(bundle)), 0o600)
+    res = sandbox.run("join-guard.sh", REGISTRATION_URL=chained_supervisor)
+    assert res.returncode == 0 and res.stdout == "join\n", res
+
+
+def test_join_guard_refuses_a_chain_pinned_by_the_file_hash(sandbox: Sandbox, chained_supervisor: str,
+                                                            chained_tls_material):
+    # The whole-file hash is not what RKE2 puts in a token for a chain: a joiner refuses it.
+    file_hash = hashlib.sha256(chained_tls_material["ca"].read_bytes()).hexdigest()
+    sandbox.write(render.TOKEN_CONFIG_PATH, _token(chained_tls_material, file_hash), 0o600)
+    res = sandbox.run("join-guard.sh", REGISTRATION_URL=chained_supervisor)
+    assert res.returncode == 1 and "has a different CA" in res.stderr, res
 
 
 def test_join_guard_refuses_without_a_token(sandbox: Sandbox, supervisor: str):

@@ -10,7 +10,7 @@ install tooling depends on (see shared/reference/rke2-facts.md):
   certificate regenerated only when a wanted name is missing, it expired or is due for
   renewal (so removed SANs stay until the file is deleted); supervisor certificate
   (dynamic-cert.json, mirrored in secret kube-system/rke2-serving) that only grows;
-  server/token `K10<sha256 of server-ca.crt>::server:<password>`; rke2.yaml with
+  server/token `K10<k3s hashCA of server-ca.crt>::server:<password>`; rke2.yaml with
   write-kubeconfig-mode; TLS on 6443 (/readyz, /livez, /version, a few /api/v1 paths with
   client-certificate auth) and 9345 (/ping, /cacerts, bootstrap for joiners);
 - joining (server or agent): /cacerts checked against the token's CA hash, bootstrap data
@@ -382,8 +382,42 @@ def ensure_cas() -> None:
         write_file(f"{TLS}/service.key", key_pem(k), 0o600)
 
 
+def hash_ca(bundle: bytes) -> str:
+    """k3s-io/k3s pkg/clientaccess/token.go `hashCA`: a single certificate hashes the file's
+    bytes; a bundle hashes the DER of the root its first certificate chains to (a root: no
+    authority key id, or one equal to its subject key id), else the file's bytes."""
+    certs = x509.load_pem_x509_certificates(bundle) if b"-----BEGIN" in bundle else []
+    if len(certs) < 2:
+        return hashlib.sha256(bundle).hexdigest()
+
+    def ext(cert, kind):
+        try:
+            return cert.extensions.get_extension_for_class(kind).value
+        except x509.ExtensionNotFound:
+            return None
+
+    def is_root(cert) -> bool:
+        aki = ext(cert, x509.AuthorityKeyIdentifier)
+        ski = ext(cert, x509.SubjectKeyIdentifier)
+        return aki is None or aki.key_identifier is None or (ski is not None and ski.digest == aki.key_identifier)
+
+    current = certs[0]
+    for _ in certs:
+        issuer = next((c for c in certs[1:] if c is not current and c.subject == current.issuer), None)
+        if issuer is None:
+            break
+        try:
+            current.verify_directly_issued_by(issuer)
+        except Exception:
+            break
+        if is_root(issuer):
+            return hashlib.sha256(issuer.public_bytes(serialization.Encoding.DER)).hexdigest()
+        current = issuer
+    return hashlib.sha256(bundle).hexdigest()
+
+
 def ca_hash() -> str:
-    return hashlib.sha256(read_bytes(f"{TLS}/server-ca.crt")).hexdigest()
+    return hash_ca(read_bytes(f"{TLS}/server-ca.crt"))
 
 
 def ensure_leaf(rel: str, ca: str, cn: str, orgs: list, dns: set, ips: set,
@@ -485,7 +519,7 @@ def fetch_cacerts(url: str, token_hash: str | None) -> str:
             info(f"Waiting to retrieve CA certificates from {url}: {err}")
         attempt += 1
         time.sleep(1)
-    actual = hashlib.sha256(body).hexdigest()
+    actual = hash_ca(body)
     if token_hash and token_hash != actual:
         fatal(f"token CA hash does not match the Cluster CA certificate hash: "
               f"{token_hash} != {actual}")

@@ -1,0 +1,37 @@
+"""The lab's RKE2 stand-in follows upstream rules, checked against tests/upstream_rules.py
+(openssl-based, independent of both the stand-in and the product)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from tests.upstream_rules import openssl_ca, upstream_ca_hash
+
+STANDIN = Path(__file__).resolve().parents[1] / "lab" / "standin" / "rke2_standin.py"
+
+
+@pytest.fixture(scope="module")
+def standin():
+    spec = importlib.util.spec_from_file_location("rke2_standin_under_test", STANDIN)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_standin_hashes_a_chain_like_k3s_hash_ca(standin, tmp_path):
+    # k3s-io/k3s pkg/clientaccess/token.go hashCA: a bundle hashes its root's DER.
+    root = openssl_ca(tmp_path, "root")
+    inter = openssl_ca(tmp_path, "inter", signer="root")
+    server_ca = openssl_ca(tmp_path, "server-ca", signer="inter")
+    bundle = server_ca + inter + root
+    assert standin.hash_ca(bundle) == upstream_ca_hash(bundle)
+    assert standin.hash_ca(bundle) != hashlib.sha256(bundle).hexdigest()
+
+
+def test_standin_hashes_one_certificate_as_its_file(standin, tmp_path):
+    single = openssl_ca(tmp_path, "only")
+    assert standin.hash_ca(single) == upstream_ca_hash(single)
