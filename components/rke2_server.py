@@ -114,7 +114,8 @@ class RKE2Server(pulumi.ComponentResource):
         if cluster.certificate_rotation:
             self.rotation = step(f"{name}-rotate-certs", host, "rotate-certs.sh",
                                  values={"TIMEOUT": cluster.ready_timeout_seconds,
-                                         "LABEL": cluster.certificate_rotation},
+                                         "LABEL": cluster.certificate_rotation, "ACTION": "rotate"},
+                                 update_values={"ACTION": "check"},
                                  triggers=[cluster.certificate_rotation],
                                  opts=after(san_refresh, *args.rotate_after))
         self.ready = san_refresh.stdout

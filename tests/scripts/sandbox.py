@@ -39,7 +39,7 @@ VALUES: dict[str, dict[str, str | int]] = {
     "node-ready.sh": {"NODE": "rke2-agent-1", "ACTION": "wait", "TIMEOUT": 600},
     "place-ca.sh": {},
     "preflight.sh": {"ROLE": "server", "MIN_DISK_MB": 1, "CA_MODE": "generated"},
-    "rotate-certs.sh": {"TIMEOUT": 600, "LABEL": "2026-11-22"},
+    "rotate-certs.sh": {"TIMEOUT": 600, "LABEL": "2026-11-22", "ACTION": "rotate"},
     "read-file.sh": {"SOURCE": "/etc/rancher/rke2/rke2.yaml"},
     "registration-check.sh": {"REGISTRATION_URL": "https://10.20.0.100:9345", "TIMEOUT": 600},
     "san-refresh.sh": {"TIMEOUT": 600},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import stat
 
 from components import identity
@@ -54,3 +55,36 @@ def test_preflight_refuses_switching_a_stack_owned_ca_to_rke2(sandbox: Sandbox):
     res = sandbox.run("preflight.sh", CA_MODE="rke2")
     assert res.returncode != 0 and "cluster.ca" in res.stderr and "orphan" in res.stderr, res
     assert sandbox.run("preflight.sh", CA_MODE="generated").returncode == 0
+
+
+def _remote_script(command: str) -> str:
+    """The script inside the remote command line `bash -c '<script>' rke2-rancher`."""
+    argv = shlex.split(command)
+    assert argv[-3] == "-c", argv[:3]
+    return argv[-2]
+
+
+def test_rotate_certs_update_only_rechecks(sandbox: Sandbox):
+    # pulumi/pulumi-command v1.2.1 provider/pkg/provider/remote/commandController.go
+    # (*Command).Update: an update runs `update` when it is set, else `create` again. A change
+    # that is not a new rotation label (address, ssh user, timeout, a script edit) is an
+    # update, so the rotate-certs step's update command must not stop the service or rotate.
+    from tests.harness import evaluate
+    from tests.stacks import load_stack, with_changes
+    raw, secrets = load_stack("dev")
+    ev = evaluate(with_changes(raw, cluster__certificateRotation="2026-11-22"), secrets)
+    step = ev.by_name(next(n for n in ev.names() if n.endswith("-rotate-certs")))
+    sandbox.install_rke2()
+    sandbox.add_kubectl()
+    sandbox.set_active("rke2-server")
+
+    update = sandbox.exec(["bash", "-c", _remote_script(step.input("update")), "rke2-rancher"])
+    assert update.returncode == 0, update
+    assert update.stdout.strip() == "rotated 2026-11-22"
+    assert not [c for c in sandbox.calls() if c.startswith(("systemctl stop", "rke2 certificate"))], sandbox.calls()
+
+    create = sandbox.exec(["bash", "-c", _remote_script(step.input("create")), "rke2-rancher"])
+    assert create.returncode == 0, create
+    assert "systemctl stop rke2-server" in sandbox.calls()
+    assert "rke2 certificate rotate" in sandbox.calls()
+    assert create.stdout.strip() == update.stdout.strip()
