@@ -7,6 +7,7 @@ import datetime
 import hashlib
 import hmac
 
+import yaml
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -110,8 +111,23 @@ def derived_password(secret_pem: str) -> str:
     return hmac.new(secret_pem.encode(), b"rke2-rancher join token", hashlib.sha256).hexdigest()[:40]
 
 
+def token_password(token: str) -> str:
+    """The password part of a join token, as k3s `pkg/clientaccess/token.go` parseToken reads
+    it: K10<hash>::<user>:<password>, K10<user>:<password>, or a bare password."""
+    if not token.startswith("K10"):
+        return token
+    rest = token[3:]
+    creds = rest.split("::", 1)[1] if "::" in rest else rest
+    return creds.split(":", 1)[1] if ":" in creds else creds
+
+
 def full_token(server_ca_bundle: str, password: str) -> str:
     """K10<ca hash>::server:<password>; a configured K10 token keeps only its password part."""
-    if password.startswith("K10") and "::" in password:
-        password = password.split("::", 1)[1].split(":", 1)[-1]
-    return f"K10{ca_hash(server_ca_bundle)}::server:{password}"
+    return f"K10{ca_hash(server_ca_bundle)}::server:{token_password(password)}"
+
+
+def token_step_input(token: str) -> str:
+    """Stdin of the token step (scripts/token.sh): the password in base64 on the first line
+    (compared on the host with the cluster's own), then the drop-in's YAML."""
+    password = base64.b64encode(token_password(token).encode()).decode()
+    return password + "\n" + yaml.safe_dump({"token": token}, default_flow_style=False)

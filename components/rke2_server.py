@@ -68,9 +68,11 @@ class RKE2Server(pulumi.ComponentResource):
                            opts=after(preflight))
         token_file = None
         if args.token is not None:
-            token_file = file_step(f"{name}-token", host, render.TOKEN_CONFIG_PATH,
-                                   pulumi.Output.secret(args.token).apply(render.token_yaml),
-                                   opts=after(preflight), secret=True)
+            # Refuses a token change on an initialised cluster (see scripts/token.sh).
+            token_file = step(f"{name}-token", host, "token.sh",
+                              values={"DEST": render.TOKEN_CONFIG_PATH, "MODE": "0600"},
+                              stdin=pulumi.Output.secret(args.token).apply(identity.token_step_input),
+                              secret_output=True, opts=after(preflight))
         place_ca = None
         if args.ca_files is not None:
             place_ca = step(f"{name}-ca", host, "place-ca.sh",

@@ -3,15 +3,18 @@ pulumi-tls returns (the join token's CA hash walks the chain), so fake PEM text 
 enough. Each certificate is issued by its signer as terraform-provider-tls does it (subject
 key id on every certificate, authority key id from the signer's), with one ECDSA key per
 resource name. A `# <resource name>` line before the PEM block lets tests see which
-resource a PEM came from; PEM parsers skip text outside the block (RFC 7468)."""
+resource a PEM came from; PEM parsers skip text outside the block (RFC 7468).
+Keys are Ed25519 derived from the resource name and Ed25519 signatures are deterministic,
+so two evaluations of the same stack give the same PEMs (tests compare evaluations)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import NameOID
 
 NOT_BEFORE = dt.datetime(2026, 11, 20, tzinfo=dt.timezone.utc)
@@ -20,12 +23,13 @@ NOT_AFTER = dt.datetime(2036, 11, 20, tzinfo=dt.timezone.utc)
 
 class MockCertificateAuthority:
     def __init__(self):
-        self._keys: dict[str, ec.EllipticCurvePrivateKey] = {}
-        self._by_pem: dict[str, tuple[x509.Certificate, ec.EllipticCurvePrivateKey]] = {}
+        self._keys: dict[str, ed25519.Ed25519PrivateKey] = {}
+        self._by_pem: dict[str, tuple[x509.Certificate, ed25519.Ed25519PrivateKey]] = {}
 
-    def _key(self, name: str) -> ec.EllipticCurvePrivateKey:
+    def _key(self, name: str) -> ed25519.Ed25519PrivateKey:
         if name not in self._keys:
-            self._keys[name] = ec.generate_private_key(ec.SECP256R1())
+            seed = hashlib.sha256(f"mock key {name}".encode()).digest()
+            self._keys[name] = ed25519.Ed25519PrivateKey.from_private_bytes(seed)
         return self._keys[name]
 
     def issue(self, name: str, *, is_ca: bool, signer_pem: str | None = None) -> str:
@@ -39,14 +43,14 @@ class MockCertificateAuthority:
                    .subject_name(subject)
                    .issuer_name(issuer_cert.subject if issuer_cert else subject)
                    .public_key(key.public_key())
-                   .serial_number(x509.random_serial_number())
+                   .serial_number(int.from_bytes(hashlib.sha256(name.encode()).digest()[:16], "big") >> 1)
                    .not_valid_before(NOT_BEFORE).not_valid_after(NOT_AFTER)
                    .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
                    .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False))
         if issuer_cert is not None:
             builder = builder.add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
-        cert = builder.sign(issuer_key, hashes.SHA256())
+        cert = builder.sign(issuer_key, None)
         pem = f"# {name}\n" + cert.public_bytes(serialization.Encoding.PEM).decode()
         self._by_pem[pem] = (cert, key)
         return pem

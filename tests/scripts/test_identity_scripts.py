@@ -88,3 +88,42 @@ def test_rotate_certs_update_only_rechecks(sandbox: Sandbox):
     assert "systemctl stop rke2-server" in sandbox.calls()
     assert "rke2 certificate rotate" in sandbox.calls()
     assert create.stdout.strip() == update.stdout.strip()
+
+
+TOKEN_DROP_IN = "/etc/rancher/rke2/config.yaml.d/50-rke2-rancher-token.yaml"
+
+
+def _initialised(sandbox: Sandbox, stored_token: str) -> None:
+    sandbox.write("/var/lib/rancher/rke2/server/token", stored_token + "\n", 0o600)
+    sandbox.path("/var/lib/rancher/rke2/server/db/etcd").mkdir(parents=True)
+
+
+def test_token_step_writes_the_drop_in_on_a_new_server(sandbox: Sandbox):
+    res = sandbox.run("token.sh", stdin=identity.token_step_input("K10" + "a" * 64 + "::server:first-pw"))
+    assert res.returncode == 0, res
+    assert sandbox.read(TOKEN_DROP_IN) == f"token: K10{'a' * 64}::server:first-pw\n"
+
+
+def test_token_step_accepts_a_new_ca_hash_with_the_same_password(sandbox: Sandbox):
+    # k3s pkg/clientaccess/token.go parseToken: K10<hash>::<user>:<password>; the bootstrap
+    # data is encrypted with the password only (k3s pkg/cluster/storage.go normalizeToken),
+    # so a new CA-hash prefix (the hashCA fix changes it for existing stacks) is harmless.
+    _initialised(sandbox, "K10" + "b" * 64 + "::server:same-pw")
+    res = sandbox.run("token.sh", stdin=identity.token_step_input("K10" + "c" * 64 + "::server:same-pw"))
+    assert res.returncode == 0, res
+    res = sandbox.run("token.sh", stdin=identity.token_step_input("same-pw"))  # a bare password
+    assert res.returncode == 0, res
+
+
+def test_token_step_refuses_another_password_on_an_initialised_cluster(sandbox: Sandbox):
+    # rke2-facts.md / k3s pkg/cluster/bootstrap.go: a server restarted with another token
+    # fails "bootstrap data already found and encrypted with different token"; the supported
+    # path is `rke2 token rotate`.
+    _initialised(sandbox, "K10" + "b" * 64 + "::server:old-secret-pw")
+    sandbox.write(TOKEN_DROP_IN, "token: K10" + "b" * 64 + "::server:old-secret-pw\n", 0o600)
+    before = sandbox.read(TOKEN_DROP_IN)
+    res = sandbox.run("token.sh", stdin=identity.token_step_input("K10" + "b" * 64 + "::server:new-secret-pw"))
+    assert res.returncode != 0, res
+    assert "rke2 token rotate" in res.stderr
+    assert "old-secret-pw" not in str(res) and "new-secret-pw" not in str(res)
+    assert sandbox.read(TOKEN_DROP_IN) == before
