@@ -10,6 +10,7 @@ import pulumi
 from . import identity, render
 from .config import StackConfig
 from .host import HostAccess, step
+from .builtin_sans import builtin_sans
 from .node_steps import file_step, install_step, uninstall_step
 
 # Disk RKE2 needs for its images and etcd before it is worth starting.
@@ -94,7 +95,9 @@ class RKE2Server(pulumi.ComponentResource):
             triggers=[cluster.version, render.restart_fingerprint(cfg)],
             opts=after(install, config, token_file, stable_ip, join_guard, place_ca, *args.join_after))
         san_refresh = step(f"{name}-san-refresh", host, "san-refresh.sh",
-                           values={"TIMEOUT": cluster.ready_timeout_seconds},
+                           values={"TIMEOUT": cluster.ready_timeout_seconds,
+                                   "BUILTIN_SANS": "\n".join(builtin_sans(cfg)),
+                                   "HA": int(len(stack.servers) > 1)},
                            stdin="".join(render.openssl_san_form(s) + "\n" for s in sans),
                            opts=after(service, config))
 

@@ -489,6 +489,11 @@ class Lab:
         self._closed = True
         errors = []
         hosts = list(self.hosts.values())
+        # Hosts with an init of their own (systemd_hosts.SystemdHost) power off in order
+        # first, all at once; whatever is left is killed below.
+        for step in ("shutdown_begin", "shutdown_wait"):
+            for host in hosts:
+                getattr(host, step, lambda: None)()
         holders = tuple(h._holder.pid for h in hosts if h._holder is not None)
         # Everything but the holders of all hosts at once (fast), then host by host.
         _kill_netns([h.netns for h in hosts if _netns_exists(h.netns)], spare=holders)

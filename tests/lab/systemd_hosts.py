@@ -115,6 +115,9 @@ class SystemdHost(netlab.Host):
         self.base = base
         self.merged = self.dir / "merged"
         self._nspawn: subprocess.Popen | None = None
+        self._term_sent = False
+        #: True once a stop had to SIGKILL the container (no orderly shutdown in time).
+        self.killed = False
         self.boot_seconds: float | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -190,18 +193,31 @@ class SystemdHost(netlab.Host):
             time.sleep(0.3)
         raise LabError(f"host {self.name}: not running after {timeout}s ({last})")
 
+    def shutdown_begin(self) -> None:
+        """Ask for an orderly power-off without waiting (Lab.close does every host at once)."""
+        if self._nspawn is not None and self._nspawn.poll() is None and not self._term_sent:
+            # systemd-nspawn(1): SIGTERM to nspawn = orderly shutdown of the container
+            # (it sends PID 1 SIGRTMIN+3, systemd's "halt"/poweroff request).
+            self._nspawn.send_signal(signal.SIGTERM)
+            self._term_sent = True
+
+    def shutdown_wait(self, timeout: float = 30) -> None:
+        self.stop(timeout)
+
     def stop(self, timeout: float = 60) -> None:
-        """Power off (SIGRTMIN+4 to PID 1 = `systemctl poweroff`'s signal), wait, unmount."""
+        """Orderly power-off (units stopped, ExecStop run), wait, unmount; SIGKILL only when
+        the container has not finished after `timeout`."""
         if self._nspawn is not None:
             if self._nspawn.poll() is None:
-                # nspawn turns SIGTERM into an orderly container shutdown.
-                self._nspawn.send_signal(signal.SIGTERM)
+                self.shutdown_begin()
                 try:
                     self._nspawn.wait(timeout=timeout)
                 except subprocess.TimeoutExpired:
+                    self.killed = True
                     self._nspawn.kill()
                     self._nspawn.wait(timeout=10)
             self._nspawn = None
+            self._term_sent = False
         if os.path.ismount(self.merged):
             subprocess.run(["umount", str(self.merged)], capture_output=True)
 

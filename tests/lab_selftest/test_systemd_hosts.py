@@ -4,12 +4,15 @@ documented behaviour (systemd.service(5): Type=notify, TimeoutStartSec; systemd-
 not from our code."""
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import time
 
 import pytest
 
 from tests.lab.fixtures import requires_lab
+from tests.lab.netlab import Lab
 from tests.lab.systemd_hosts import add_systemd_host, ensure_base, nspawn_unavailable_reason
 
 _reason = nspawn_unavailable_reason()
@@ -66,3 +69,26 @@ def test_moved_address_and_reboot(lab, base):
     assert ok(host, "systemctl is-system-running").strip() in ("running", "degraded")
     assert ok(host, "test -e /root/survives-reboot && echo yes").strip() == "yes"
     assert host.ssh("test -e /run/gone-after-reboot")[0] == 1, "no new boot"
+
+
+def test_lab_close_powers_systemd_hosts_off_in_order(base):
+    """Lab.close asks every systemd host for an orderly power-off first (systemd-nspawn(1):
+    SIGTERM = shut the container down; systemd stops units, running ExecStop=) instead of
+    killing the container's processes after a grace period."""
+    lab = Lab(keep=True)  # keep the directory to look at the host's files after close
+    try:
+        with lab:
+            host = add_systemd_host(lab, "sysd4", "10.77.0.24", base=base)
+            ok(host, "cat > /etc/systemd/system/marker.service <<'U'\n[Service]\nType=oneshot\n"
+                     "RemainAfterExit=yes\nExecStart=/bin/true\n"
+                     "ExecStop=/bin/sh -c 'echo stopped-in-order > /var/lib/marker-stopped'\nU\n"
+                     "systemctl daemon-reload && systemctl start marker.service")
+            t0 = time.monotonic()
+        elapsed = time.monotonic() - t0
+        assert (host.root / "var/lib/marker-stopped").read_text() == "stopped-in-order\n"
+        assert not host.killed
+        assert not os.path.ismount(host.merged)
+        assert not os.path.exists(f"/run/netns/{host.netns}")
+        print(f"Lab.close with one systemd host: {elapsed:.1f}s")
+    finally:
+        shutil.rmtree(lab.dir, ignore_errors=True)

@@ -42,11 +42,12 @@ VALUES: dict[str, dict[str, str | int]] = {
     "rotate-certs.sh": {"TIMEOUT": 600, "LABEL": "2026-11-22", "ACTION": "rotate"},
     "read-file.sh": {"SOURCE": "/etc/rancher/rke2/rke2.yaml"},
     "registration-check.sh": {"REGISTRATION_URL": "https://10.20.0.100:9345", "TIMEOUT": 600},
-    "san-refresh.sh": {"TIMEOUT": 600},
+    "san-refresh.sh": {"TIMEOUT": 600, "HA": 0,
+                       "BUILTIN_SANS": "IP Address:127.0.0.1\nDNS:localhost\nDNS:rke2-server-1"},
     "service.sh": {"UNIT": "rke2-server", "ACTION": "restart", "TIMEOUT": 600, "SINGLE_SERVER": 1},
     "stable-ip.sh": {"STABLE_IP": "10.254.254.1", "METHOD": "auto"},
-    "uninstall.sh": {"ACTION": "register", "RETAIN": 0},
     "token.sh": {"DEST": "/etc/rancher/rke2/config.yaml.d/50-rke2-rancher-token.yaml", "MODE": "0600"},
+    "uninstall.sh": {"ACTION": "register", "RETAIN": 0},
     "write-file.sh": {"DEST": "/etc/rancher/rke2/config.yaml", "MODE": "0600"},
 }
 
