@@ -16,18 +16,22 @@ Behaviour follows pulumi-command 1.2.1:
     Preview never connects; `stdout`/`stderr` are unknown then.
   * A failing command fails the step with no state recorded for a create (the
     engine keeps the old state for a failed update).
-  * SSH dialing is retried `dialErrorLimit` times (-1: forever) with backoff;
-    `hostKey`, when given, must match the server's key exactly.
+  * SSH dialing follows remote/connection.go (see Dialer): only the hostKey's type is
+    offered as host-key algorithm (`ssh-rsa` for RSA keys), `perDialTimeout` bounds the TCP
+    connect only, every dial error (host-key mismatch included) is retried
+    `dialErrorLimit` times (-1: forever) with backoff, no keepalive, and an unreachable
+    agent (agentSocketPath or a stale SSH_AUTH_SOCK) fails the step.
   * `environment` and PULUMI_COMMAND_STDOUT/STDERR are sent with SSH `env`
     requests: a refused `environment` variable fails the step, a refused previous
     output variable only warns.
   * Output lines are streamed to the engine as status messages per `logging`.
+  * A failed command's error is "<exit error>: running <command, Go %q>:\n<stdout+stderr>",
+    whatever `logging` says and even when the command or its output is secret
+    (remote/commandOutputs.go run). Steps that handle secrets must never print them before
+    a check that can fail, nor put them in the command text.
 
-Deliberate differences (safer): with `logging: none` a failure message does not
-include the command's output; a secret command is not echoed in error messages;
-a host key mismatch fails at once instead of being retried; stdout/stderr are
-marked secret when the data the command consumed (create/update/stdin/environment)
-was secret. Bastion (`proxy`) connections are not supported.
+Differences: stdout/stderr are marked secret when the data the command consumed
+(create/update/stdin/environment) was secret. Bastion (`proxy`) connections are not supported.
 
 Usage (as the engine runs plugins): command_provider.py [flags] <engine-address>
 """
@@ -35,7 +39,6 @@ Usage (as the engine runs plugins): command_provider.py [flags] <engine-address>
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import json
 import os
@@ -49,7 +52,7 @@ from typing import Any, Callable, Iterable
 import grpc
 import paramiko
 from google.protobuf import empty_pb2, json_format, struct_pb2
-from paramiko.common import cMSG_CHANNEL_REQUEST
+from paramiko.common import MSG_CHANNEL_REQUEST, cMSG_CHANNEL_REQUEST
 from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc, plugin_pb2, provider_pb2, provider_pb2_grpc
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -481,8 +484,41 @@ def _fmt_endpoint(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _fingerprint(blob: bytes) -> str:
-    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+def _errno_text(e: OSError) -> str:
+    """An OS error as Go's syscall.Errno prints it (lower case, e.g. "connection refused")."""
+    if e.errno:
+        text = os.strerror(e.errno)
+        return text[:1].lower() + text[1:]
+    return str(e) or type(e).__name__
+
+
+def _go_list(items: Iterable[str]) -> str:
+    """A []string as Go's %v prints it."""
+    return "[" + " ".join(items) + "]"
+
+
+def _go_quote(s: str) -> str:
+    """`s` as Go's strconv.Quote (fmt %q) writes it."""
+    out = ['"']
+    for ch in s:
+        o = ord(ch)
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif ch.isprintable():  # Python's printable set is Go's unicode.IsPrint (L, M, N, P, S, ' ')
+            out.append(ch)
+        elif ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif o < 0x20 or o == 0x7F:
+            out.append(f"\\x{o:02x}")
+        elif o < 0x10000:
+            out.append(f"\\u{o:04x}")
+        else:
+            out.append(f"\\U{o:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
 
 
 def _load_private_key(text: str, password: str | None) -> paramiko.PKey:
@@ -500,24 +536,85 @@ def _load_private_key(text: str, password: str | None) -> paramiko.PKey:
 def _parse_host_key(text: str) -> tuple[str, bytes]:
     parts = text.strip().split()
     if len(parts) < 2:
-        raise StepError("connection.hostKey: expected '<type> <base64 key>'")
+        raise StepError("failed to parse host key: ssh: no key found")
     try:
         blob = base64.b64decode(parts[1], validate=True)
     except ValueError:
-        raise StepError("connection.hostKey: the key is not valid base64") from None
+        raise StepError("failed to parse host key: ssh: no key found") from None
     try:
         key_type = paramiko.Message(blob).get_text()
     except Exception:
-        raise StepError("connection.hostKey: not an SSH public key") from None
+        raise StepError("failed to parse host key: ssh: no key found") from None
     if key_type != parts[0]:
-        raise StepError(f"connection.hostKey: key type '{parts[0]}' does not match the key data ({key_type})")
+        raise StepError(f"failed to parse host key: ssh: key type '{parts[0]}' does not match the key "
+                        f"data ({key_type})")
     return key_type, blob
 
 
-def _host_key_algorithms(key_type: str) -> list[str]:
-    if key_type == "ssh-rsa":
-        return ["rsa-sha2-512", "rsa-sha2-256"]
-    return [key_type]
+# Go x/crypto ssh: a signal without exit-status counts as status 128 + its number (session.go wait).
+_SIGNALS = {"ABRT": 6, "ALRM": 14, "FPE": 8, "HUP": 1, "ILL": 4, "INT": 2, "KILL": 9, "PIPE": 13,
+            "QUIT": 3, "SEGV": 11, "TERM": 15}
+# Wide enough to never end a handshake (upstream bounds only the TCP connect), small enough
+# for threading's timeouts.
+_NO_TIMEOUT = 10.0 ** 8
+
+
+class _Transport(paramiko.Transport):
+    """paramiko's client transport offering exactly the host-key algorithms it is given
+    (pulumi-command offers only the type of `connection.hostKey`, `ssh-rsa` included, which
+    paramiko no longer offers by itself), remembering what the server offered."""
+
+    _key_info = {**paramiko.Transport._key_info, "ssh-rsa": paramiko.RSAKey}
+
+    def __init__(self, sock, offer: list[str] | None):
+        super().__init__(sock)
+        self.offer = offer
+        self.peer_host_key_algorithms: list[str] | None = None
+
+    @property
+    def preferred_keys(self):
+        return tuple(self.offer) if self.offer else super().preferred_keys
+
+    def _really_parse_kex_init(self, m, ignore_first_byte=False):
+        parsed = super()._really_parse_kex_init(m, ignore_first_byte)
+        if self.peer_host_key_algorithms is None:
+            self.peer_host_key_algorithms = list(parsed["server_key_algo_list"])
+        return parsed
+
+    def _verify_key(self, host_key, sig):
+        if self.host_key_type != "ssh-rsa":
+            return super()._verify_key(host_key, sig)
+        # ssh-rsa signs with SHA-1, which paramiko refuses to verify by itself.
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+        key = paramiko.RSAKey(msg=paramiko.Message(host_key))
+        m = paramiko.Message(sig)
+        if m.get_text() != "ssh-rsa":
+            raise paramiko.SSHException("Signature verification (ssh-rsa) failed.")
+        try:
+            key.key.verify(m.get_binary(), self.H, padding.PKCS1v15(), hashes.SHA1())
+        except InvalidSignature:
+            raise paramiko.SSHException("Signature verification (ssh-rsa) failed.") from None
+        self.host_key = key
+
+
+def _handle_channel_request(channel: paramiko.Channel, m: paramiko.Message):
+    """paramiko ignores `exit-signal`; keep it, as Go's session does, for the error text."""
+    start = m.packet.tell()
+    if m.get_text() == "exit-signal":
+        m.get_boolean()  # want reply: never for exit-signal
+        signal = m.get_text()
+        m.get_boolean()  # core dumped
+        channel.exit_signal = (signal, m.get_text())
+        return
+    m.packet.seek(start)
+    _paramiko_channel_request(channel, m)
+
+
+_paramiko_channel_request = paramiko.Transport._channel_handler_table[MSG_CHANNEL_REQUEST]
+_Transport._channel_handler_table = {**paramiko.Transport._channel_handler_table,
+                                     MSG_CHANNEL_REQUEST: _handle_channel_request}
 
 
 class Connection:
@@ -549,137 +646,200 @@ class Connection:
 
 
 class Dialer:
-    """Opens an authenticated SSH transport, retrying like pulumi-command."""
+    """Opens an authenticated SSH transport the way pulumi-command 1.2.1 does
+    (provider/pkg/provider/remote/connection.go: SSHConfig, Dial, dialWithRetry):
+
+      * the agent (`agentSocketPath`, else a non-empty SSH_AUTH_SOCK) is dialed once before
+        anything else; failing to reach it fails the step at once, without retries;
+      * with `hostKey`, only that key's type is offered as host-key algorithm (`ssh-rsa` for
+        RSA keys, which OpenSSH >= 8.8 refuses) and the key must match exactly;
+      * `perDialTimeout` bounds the TCP connect only (x/crypto ssh.Dial: net.DialTimeout);
+        the SSH handshake and authentication have no time limit;
+      * every failed attempt (TCP, handshake, host key, authentication) is retried up to
+        `dialErrorLimit` times (-1: forever), waiting 100 ms, then 1.5 times longer each
+        time, at most 5 s (pulumi sdk retry.Until), with the status "Dial n/limit failed:
+        retrying"; then "after <limit> failed attempts: <last error>";
+      * no SSH keepalive is sent.
+    """
 
     INITIAL_DELAY = 0.1
     BACKOFF = 1.5
     MAX_DELAY = 5.0
 
-    def __init__(self, conn: Connection, log: Callable[[str], None], cancelled: threading.Event):
+    def __init__(self, conn: Connection, log: Callable[[str], None], cancelled: threading.Event,
+                 track: Callable[[paramiko.Transport], None] = lambda t: None,
+                 untrack: Callable[[paramiko.Transport], None] = lambda t: None):
         self.conn = conn
         self.log = log
         self.cancelled = cancelled
+        self.track = track
+        self.untrack = untrack
 
     def dial(self) -> paramiko.Transport:
         conn = self.conn
-        pkey = _load_private_key(conn.private_key, conn.private_key_password) if conn.private_key else None
         expected = _parse_host_key(conn.host_key) if conn.host_key else None
-        limit = conn.dial_error_limit
+        pkey = _load_private_key(conn.private_key, conn.private_key_password) if conn.private_key else None
+        agent = self._agent()
+        try:
+            return self._dial_with_retry(pkey, expected, agent)
+        finally:
+            if agent is not None:
+                agent._close()
+
+    def _dial_with_retry(self, pkey, expected, agent) -> paramiko.Transport:
+        limit = self.conn.dial_error_limit
         delay = self.INITIAL_DELAY
-        failures = 0
+        dials = 0
         while True:
             if self.cancelled.is_set():
                 raise StepError("operation cancelled")
             try:
-                return self._attempt(pkey, expected)
+                return self._attempt(pkey, expected, agent)
             except _RetryableDialError as e:
-                failures += 1
-                if limit > -1 and failures > limit:
-                    raise StepError(f"after {failures - 1} failed attempts: {e}") from None
-                self.log(f"Dial {failures}/{'inf' if limit == -1 else limit} failed: retrying ({e})")
+                if self.cancelled.is_set():
+                    raise StepError("operation cancelled") from None
+                dials += 1
+                if limit > -1 and dials > limit:
+                    raise StepError(f"after {dials - 1} failed attempts: {e}") from None
+                self.log(f"Dial {dials}/{'inf' if limit == -1 else limit} failed: retrying")
             if self.cancelled.wait(delay):
                 raise StepError("operation cancelled")
             delay = min(delay * self.BACKOFF, self.MAX_DELAY)
 
-    def _attempt(self, pkey: paramiko.PKey | None, expected: tuple[str, bytes] | None) -> paramiko.Transport:
+    def _connect_tcp(self) -> socket.socket:
         conn = self.conn
         timeout = conn.per_dial_timeout if conn.per_dial_timeout > 0 else None
-        where = f"tcp {conn.endpoint}"
         try:
-            sock = socket.create_connection((conn.host, conn.port), timeout=timeout)
-        except OSError as e:
-            raise _RetryableDialError(f"dial {where}: {e.strerror or e}") from None
-        transport = paramiko.Transport(sock)
+            infos = socket.getaddrinfo(conn.host, conn.port, type=socket.SOCK_STREAM)
+        except socket.gaierror:
+            raise _RetryableDialError(f"dial tcp: lookup {conn.host}: no such host") from None
+        last: str = f"dial tcp {conn.endpoint}: no address"
+        for family, kind, proto, _, addr in infos:
+            sock = socket.socket(family, kind, proto)
+            sock.settimeout(timeout)
+            try:
+                sock.connect(addr)
+                return sock
+            except TimeoutError:
+                last = f"dial tcp {conn.endpoint}: i/o timeout"
+            except OSError as e:
+                last = f"dial tcp {conn.endpoint}: connect: {_errno_text(e)}"
+            sock.close()
+        raise _RetryableDialError(last)
+
+    def _attempt(self, pkey, expected, agent) -> paramiko.Transport:
+        sock = self._connect_tcp()
+        offer = [expected[0]] if expected is not None else None
+        transport = _Transport(sock, offer)
+        self.track(transport)
         ok = False
         try:
-            transport.banner_timeout = timeout or 60
-            transport.handshake_timeout = timeout or 60
-            transport.auth_timeout = timeout or 60
-            if expected is not None:
-                transport.get_security_options().key_types = _host_key_algorithms(expected[0])
+            transport.banner_timeout = _NO_TIMEOUT
+            transport.handshake_timeout = _NO_TIMEOUT
+            transport.auth_timeout = None
             try:
-                transport.start_client(timeout=timeout or 60)
-            except paramiko.SSHException as e:
-                if expected is not None and "host key" in str(e).lower():
-                    raise StepError(
-                        f"ssh: host key verification failed for {conn.endpoint}: the server offers no "
-                        f"{expected[0]} host key (connection.hostKey)") from None
-                raise _RetryableDialError(f"ssh handshake with {conn.endpoint} failed: {e}") from None
-            except (OSError, EOFError) as e:
-                raise _RetryableDialError(f"ssh handshake with {conn.endpoint} failed: {e}") from None
-            server_key = transport.get_remote_server_key()
-            if expected is not None:
-                blob = server_key.asbytes()
-                if blob != expected[1]:
-                    raise StepError(
-                        f"ssh: host key mismatch for {conn.endpoint}: expected {expected[0]} "
-                        f"{_fingerprint(expected[1])} (connection.hostKey), the server presented "
-                        f"{server_key.get_name()} {_fingerprint(blob)}")
-            self._authenticate(transport, pkey)
-            transport.set_keepalive(30)
+                transport.start_client(timeout=None)
+            except paramiko.ssh_exception.IncompatiblePeer as e:
+                peer = transport.peer_host_key_algorithms
+                if "host key" in str(e) and offer is not None and peer is not None:
+                    raise _RetryableDialError(
+                        f"ssh: handshake failed: ssh: no common algorithm for host key; we offered: "
+                        f"{_go_list(offer)}, peer offered: {_go_list(peer)}") from None
+                raise _RetryableDialError(f"ssh: handshake failed: {e}") from None
+            except (paramiko.SSHException, OSError, EOFError) as e:
+                raise _RetryableDialError(f"ssh: handshake failed: {self._handshake_error(e)}") from None
+            if expected is not None and transport.get_remote_server_key().asbytes() != expected[1]:
+                raise _RetryableDialError("ssh: handshake failed: ssh: host key mismatch")
+            self._authenticate(transport, pkey, agent)
             ok = True
             return transport
         finally:
             if not ok:
+                self.untrack(transport)
                 transport.close()
+                transport.packetizer.complete_handshake()  # ends paramiko's handshake timer thread
 
-    def _authenticate(self, t: paramiko.Transport, pkey: paramiko.PKey | None) -> None:
+    @staticmethod
+    def _handshake_error(e: BaseException) -> str:
+        cause = e.__cause__ or e.__context__
+        if isinstance(e, EOFError) or isinstance(cause, EOFError) or (
+                "Error reading SSH protocol banner" in str(e) and not str(e).endswith("banner")):
+            return "EOF"
+        if isinstance(e, OSError) and e.errno:
+            return f"read tcp: {_errno_text(e)}"
+        return str(e) or "EOF"
+
+    def _authenticate(self, t: paramiko.Transport, pkey: paramiko.PKey | None,
+                      agent: paramiko.agent.AgentSSH | None) -> None:
+        """x/crypto clientAuthenticate: "none" first, then each configured method (private key,
+        password, keyboard-interactive, agent) the server allows and not tried yet by name."""
         conn = self.conn
-        tried: list[str] = []
+        methods: list[tuple[str, Callable[[], None]]] = []
+        if pkey is not None:
+            methods.append(("publickey", lambda: t.auth_publickey(conn.user, pkey)))
+        if conn.password is not None:
+            password = conn.password
+            methods.append(("password", lambda: t.auth_password(conn.user, password, fallback=False)))
+            methods.append(("keyboard-interactive", lambda: t.auth_interactive(
+                conn.user, lambda _t, _i, prompts: [password] * len(prompts))))
+        if agent is not None:
+            def with_agent() -> None:
+                for key in agent.get_keys():
+                    try:
+                        t.auth_publickey(conn.user, key)
+                        return
+                    except paramiko.AuthenticationException:
+                        continue
+                raise paramiko.AuthenticationException("no agent key accepted")
+            methods.append(("publickey", with_agent))
 
-        def attempt(method: str, fn: Callable[[], Any]) -> None:
-            if t.is_authenticated():
-                return
-            if method not in tried:
-                tried.append(method)
+        tried: list[str] = []
+        allowed: list[str] = []
+        try:
+            t.auth_none(conn.user)
+        except paramiko.BadAuthenticationType as e:
+            allowed = list(e.allowed_types)
+        except paramiko.AuthenticationException:
+            pass
+        except (paramiko.SSHException, OSError, EOFError) as e:
+            raise _RetryableDialError(f"ssh: handshake failed: {self._handshake_error(e)}") from None
+        if t.is_authenticated():
+            return
+        tried.append("none")
+        for name, attempt in methods:
+            if name in tried or name not in allowed:
+                continue
             try:
-                fn()
-            except paramiko.BadAuthenticationType:
-                pass
+                attempt()
+            except paramiko.BadAuthenticationType as e:
+                allowed = list(e.allowed_types) or allowed
             except paramiko.AuthenticationException:
                 pass
             except (paramiko.SSHException, OSError, EOFError) as e:
-                raise _RetryableDialError(f"ssh connection to {conn.endpoint} failed during authentication: "
-                                          f"{e}") from None
-
-        if pkey is not None:
-            attempt("publickey", lambda: t.auth_publickey(conn.user, pkey))
-        if conn.password is not None:
-            password = conn.password
-            attempt("password", lambda: t.auth_password(conn.user, password, fallback=False))
-            attempt("keyboard-interactive",
-                    lambda: t.auth_interactive(conn.user, lambda _t, _i, prompts: [password] * len(prompts)))
-        agent = self._agent()
-        try:
-            for key in agent.get_keys() if agent else ():
-                attempt("publickey", lambda key=key: t.auth_publickey(conn.user, key))
-        finally:
-            if agent is not None:
-                agent._close()
-        if not tried:
-            attempt("none", lambda: t.auth_none(conn.user))
-        if not t.is_authenticated():
-            raise _RetryableDialError(
-                f"ssh: unable to authenticate as {conn.user} to {conn.endpoint}, attempted methods "
-                f"[{' '.join(tried)}], no supported methods remain")
+                raise _RetryableDialError(f"ssh: handshake failed: {self._handshake_error(e)}") from None
+            if t.is_authenticated():
+                return
+            tried.append(name)
+        raise _RetryableDialError(f"ssh: handshake failed: ssh: unable to authenticate, attempted methods "
+                                  f"{_go_list(tried)}, no supported methods remain")
 
     def _agent(self) -> paramiko.agent.AgentSSH | None:
+        """connection_unix.go: agentSocketPath, else SSH_AUTH_SOCK when non-empty; dialed once,
+        before the host; an unreachable agent is the step's error (no retry)."""
         path = self.conn.agent_socket_path
-        explicit = path is not None
-        path = path or os.environ.get("SSH_AUTH_SOCK")
-        if not path:
+        if path is None:
+            path = os.environ.get("SSH_AUTH_SOCK") or None
+        if path is None:
             return None
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(10)
             sock.connect(path)
-            agent = paramiko.agent.AgentSSH()
-            agent._connect(sock)
-            return agent
-        except (OSError, paramiko.SSHException) as e:
-            if explicit:
-                raise StepError(f"connection.agentSocketPath: cannot use the SSH agent at {path}: {e}") from None
-            return None
+        except OSError as e:
+            sock.close()
+            raise StepError(f"dial unix {path}: connect: {_errno_text(e)}") from None
+        agent = paramiko.agent.AgentSSH()
+        agent._connect(sock)
+        return agent
 
 
 def _send_env(channel: paramiko.Channel, name: str, value: str) -> bool:
@@ -729,11 +889,29 @@ class _LineLogger:
 
 
 class RunResult:
-    def __init__(self, status: int, stdout: bytes, stderr: bytes, combined: bytes):
+    def __init__(self, status: int, stdout: bytes, stderr: bytes, combined: bytes,
+                 signal: tuple[str, str] | None = None):
         self.status = status
         self.stdout = stdout
         self.stderr = stderr
         self.combined = combined
+        self.signal = signal
+
+
+def _exit_error(result: RunResult) -> str:
+    """The error x/crypto's Session.Wait returns (session.go wait, Waitmsg.String)."""
+    status = result.status
+    signal, msg = result.signal or ("", "")
+    if status == -1:
+        if not signal:
+            return "wait: remote command exited without exit status or exit signal"
+        status = 128 + _SIGNALS.get(signal, 0)
+    text = f"Process exited with status {status}"
+    if signal:
+        text += f" from signal {signal}"
+    if msg:
+        text += f". Reason was: {msg}"
+    return text
 
 
 def run_remote(transport: paramiko.Transport, command: str, env: dict[str, str], prev_env: dict[str, str],
@@ -802,7 +980,7 @@ def run_remote(transport: paramiko.Transport, command: str, env: dict[str, str],
     status = channel.recv_exit_status()
     threads[2].join(timeout=5)
     channel.close()
-    return RunResult(status, bytes(out), bytes(err), bytes(combined))
+    return RunResult(status, bytes(out), bytes(err), bytes(combined), getattr(channel, "exit_signal", None))
 
 
 # ---------------------------------------------------------------------------------
@@ -824,11 +1002,6 @@ def _log_stdout(logging: str | None) -> bool:
 
 def _log_stderr(logging: str | None) -> bool:
     return logging in (None, "stderr", "stdoutAndStderr")
-
-
-def _quote(cmd: str, limit: int = 300) -> str:
-    q = json.dumps(cmd)
-    return q if len(q) <= limit else q[:limit] + "…\" (truncated)"
 
 
 class Runner:
@@ -859,8 +1032,8 @@ class Runner:
         log = self.provider.engine_log
 
         cancelled = self.provider.cancelled
-        transport = Dialer(conn, self.status, cancelled).dial()
-        self.provider.register(transport)
+        transport = Dialer(conn, self.status, cancelled, self.provider.register,
+                           self.provider.unregister).dial()
         try:
             result = run_remote(
                 transport, command, env, prev_env, stdin,
@@ -868,26 +1041,22 @@ class Runner:
                 on_stderr=self.status if _log_stderr(logging) else None,
                 warn=lambda m: log.log(engine_pb2.WARNING, m, urn),
                 error=lambda m: log.log(engine_pb2.ERROR, m, urn),
-                open_timeout=conn.per_dial_timeout or None)
+                open_timeout=None)
         except (paramiko.SSHException, OSError, EOFError) as e:
             if cancelled.is_set():
                 raise StepError("operation cancelled") from None
-            raise StepError(f"ssh session on {conn.endpoint} failed: {e}") from None
+            raise StepError(f"ssh: {e or type(e).__name__}") from None
         finally:
             self.provider.unregister(transport)
             transport.close()
         if cancelled.is_set():
             raise StepError("operation cancelled")
 
-        if result.status != 0:
-            reason = (f"Process exited with status {result.status}" if result.status > 0 else
-                      "wait: remote command exited without exit status or exit signal")
-            shown = "[secret]" if isinstance(command_value, Secret) else _quote(command)
-            if logging == "none":
-                raise StepError(f"{reason}: running {shown} on {conn.endpoint} "
-                                "(output not shown: logging is \"none\")")
+        if result.status != 0 or result.signal is not None:
+            # commandOutputs.go run: fmt.Errorf("%w: running %q:\n%s", err, cmd, stdouterrbuf):
+            # the whole command and the combined output, whatever `logging` says.
             output = result.combined.decode("utf-8", "replace")
-            raise StepError(f"{reason}: running {shown}:\n{output}")
+            raise StepError(f"{_exit_error(result)}: running {_go_quote(command)}:\n{output}")
         stdout = result.stdout.decode("utf-8", "replace").removesuffix("\n")
         stderr = result.stderr.decode("utf-8", "replace").removesuffix("\n")
         return stdout, stderr
