@@ -6,7 +6,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import render
+from . import kubeconfig as admin_kubeconfig, render
 from .cert_manager import CertManager, CertManagerArgs
 from .cluster_identity import ClusterIdentity, ClusterIdentityArgs
 from .config import StackConfig
@@ -51,7 +51,13 @@ def build(stack: StackConfig) -> dict[str, pulumi.Input]:
             ca_files=identity.files if identity else None,
             rotate_after=[servers[-1].rotation] if servers and servers[-1].rotation else [])))
     first = servers[0]
-    kubeconfig = first.kubeconfig
+    if identity is not None:
+        kubeconfig = pulumi.Output.secret(pulumi.Output.all(
+            identity.server_ca_bundle, identity.admin_cert_pem, identity.admin_key_pem).apply(
+            lambda v: admin_kubeconfig.build(render.api_endpoint(stack), stack.cluster.hostname, *v)))
+        kubeconfig_expiry = identity.admin_expiry
+    else:
+        kubeconfig, kubeconfig_expiry = first.kubeconfig, first.kubeconfig_expiry
     join_token = configured_token or first.token
 
     agents: list[RKE2Agent] = []
@@ -95,6 +101,8 @@ def build(stack: StackConfig) -> dict[str, pulumi.Input]:
         "agents": [n.name for n in stack.agents],
         "clusterCaCertificate": identity.root_cert_pem if identity else None,
         "caExpiry": identity.ca_expiry if identity else None,
+        # The kubeconfig output's client certificate (renewed as kubeconfig.py says).
+        "kubeconfigExpiry": kubeconfig_expiry,
         # Leaf certificates the stack issues (RKE2's own leaves live 365 days on the hosts).
         "rancherIngressCertExpiry": identity.ingress_expiry if identity else None,
     }

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_tls as tls
 
-from . import identity
+from . import identity, kubeconfig
 
 # CAs live 10 years, as RKE2's own; they never renew by themselves (rotation is explicit).
 CA_VALIDITY_HOURS = 10 * 365 * 24
@@ -45,6 +45,12 @@ class ClusterIdentity(pulumi.ComponentResource):
     """Secret full join token K10<hashCA of server-ca.crt>::server:<password>."""
     ca_expiry: pulumi.Output[str]
     """Root CA notAfter (RFC 3339)."""
+    admin_cert_pem: pulumi.Output[str]
+    """The admin client certificate (system:admin, system:masters) signed by client-ca."""
+    admin_key_pem: pulumi.Output[str]
+    """Its secret private key."""
+    admin_expiry: pulumi.Output[str]
+    """Its notAfter (RFC 3339)."""
 
     def __init__(self, name: str, args: ClusterIdentityArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("rke2:index:ClusterIdentity", name, {
@@ -62,18 +68,22 @@ class ClusterIdentity(pulumi.ComponentResource):
         def subject(cn: str) -> tls.SelfSignedCertSubjectArgs:
             return tls.SelfSignedCertSubjectArgs(common_name=cn, organization="rke2-rancher")
 
+        # The hostname names a CA only when it is created: a later cluster.hostname change
+        # must never replace a CA (the hosts hold its keys and place-ca refuses another).
+        ca_subject_fixed = pulumi.ResourceOptions(parent=self, ignore_changes=["subject"])
+
         root_key = key("root-ca")
         root = tls.SelfSignedCert(
             f"{name}-root-ca", private_key_pem=root_key.private_key_pem,
             subject=subject(f"rke2-rancher root CA for {args.cluster_hostname}"),
             is_ca_certificate=True, validity_period_hours=CA_VALIDITY_HOURS, allowed_uses=CA_USES,
-            opts=child)
+            opts=ca_subject_fixed)
 
         def signed_ca(label: str, cn: str, signer_key: tls.PrivateKey, signer_cert) -> tuple:
             k = key(label)
             csr = tls.CertRequest(f"{name}-{label}-csr", private_key_pem=k.private_key_pem,
                                   subject=tls.CertRequestSubjectArgs(common_name=cn, organization="rke2-rancher"),
-                                  opts=child)
+                                  opts=ca_subject_fixed)
             cert = tls.LocallySignedCert(
                 f"{name}-{label}", cert_request_pem=csr.cert_request_pem,
                 ca_private_key_pem=signer_key.private_key_pem, ca_cert_pem=signer_cert.cert_pem,
@@ -100,6 +110,24 @@ class ClusterIdentity(pulumi.ComponentResource):
         self.token = pulumi.Output.secret(pulumi.Output.all(self.server_ca_bundle, password).apply(
             lambda v: identity.full_token(v[0], v[1])))
         self.ca_expiry = root.validity_end_time
+
+        # The stack's admin kubeconfig certificate (see kubeconfig.py): renewed by any
+        # `pulumi up` within LEAF_EARLY_RENEWAL_HOURS of its expiry.
+        admin_key = key("admin-client")
+        admin_csr = tls.CertRequest(
+            f"{name}-admin-client-csr", private_key_pem=admin_key.private_key_pem,
+            subject=tls.CertRequestSubjectArgs(common_name=kubeconfig.ADMIN_USER,
+                                               organization=kubeconfig.ADMIN_GROUP),
+            opts=child)
+        client_ca_key, client_ca = cas["client-ca"]
+        admin = tls.LocallySignedCert(
+            f"{name}-admin-client", cert_request_pem=admin_csr.cert_request_pem,
+            ca_private_key_pem=client_ca_key.private_key_pem, ca_cert_pem=client_ca.cert_pem,
+            validity_period_hours=LEAF_VALIDITY_HOURS, early_renewal_hours=LEAF_EARLY_RENEWAL_HOURS,
+            allowed_uses=["digital_signature", "key_encipherment", "client_auth"], opts=child)
+        self.admin_cert_pem = admin.cert_pem
+        self.admin_key_pem = pulumi.Output.secret(admin_key.private_key_pem)
+        self.admin_expiry = admin.validity_end_time
 
         self.ingress_cert_chain = self.ingress_key = self.ingress_expiry = None
         if args.ingress_hostname:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 from typing import Sequence
 
 import pulumi
 
-from . import identity, render
+from . import identity, kubeconfig, render
 from .config import StackConfig
 from .host import HostAccess, step
 from .builtin_sans import builtin_sans
@@ -101,14 +102,19 @@ class RKE2Server(pulumi.ComponentResource):
                            stdin="".join(render.openssl_san_form(s) + "\n" for s in sans),
                            opts=after(service, config))
 
-        self.kubeconfig = None
-        if i == 0:
+        self.kubeconfig = self.kubeconfig_expiry = None
+        if i == 0 and cluster.ca != "generated":
+            # RKE2's rke2.yaml (its client certificate lives a year and is renewed on the host
+            # at a start within 120 days of expiry): re-read once per quarter. With
+            # cluster.ca: generated the stack issues its own (cluster.py).
             raw = step(f"{name}-kubeconfig", host, "read-file.sh",
                        values={"SOURCE": render.KUBECONFIG_PATH}, secret_output=True,
+                       triggers=[kubeconfig.refresh_period(datetime.date.today())],
                        opts=after(san_refresh))
             server_url, context = render.api_endpoint(stack), cluster.hostname
             self.kubeconfig = pulumi.Output.secret(
                 raw.stdout.apply(lambda text: render.rewrite_kubeconfig(text, server_url, context)))
+            self.kubeconfig_expiry = raw.stdout.apply(kubeconfig.client_cert_expiry)
         self.token = None
         if i == 0 and args.token is None:  # RKE2 generated it: read it back
             read = step(f"{name}-read-token", host, "read-file.sh",
@@ -127,7 +133,8 @@ class RKE2Server(pulumi.ComponentResource):
         self.readiness = san_refresh
         # Props again as outputs: stack policies see a component's outputs, not its inputs.
         self.register_outputs({**props, "ready": self.ready,
-                               **({"kubeconfig": self.kubeconfig} if self.kubeconfig else {})})
+                               **({"kubeconfig": self.kubeconfig,
+                                   "kubeconfigExpiry": self.kubeconfig_expiry} if self.kubeconfig else {})})
 
     @staticmethod
     def _props(args: RKE2ServerArgs, cfg: dict, sans: list[str]) -> dict:

@@ -7,6 +7,8 @@ so tests can check ordering, parenting and that secrets stay secret.
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +21,8 @@ from tests.mock_certs import MockCertificateAuthority
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 
+# rke2.yaml as RKE2 writes it: a client certificate valid 365 days.
+FAKE_KUBECONFIG_EXPIRY = dt.datetime(2027, 11, 20, tzinfo=dt.timezone.utc)
 FAKE_KUBECONFIG = """apiVersion: v1
 kind: Config
 clusters:
@@ -35,9 +39,11 @@ current-context: default
 users:
 - name: default
   user:
-    client-certificate-data: Y2VydA==
+    client-certificate-data: {client_cert}
     client-key-data: c2FtcGxlLWNsaWVudC1rZXk=
-"""
+""".format(
+    client_cert=base64.b64encode(MockCertificateAuthority().issue(
+        "rke2-client-admin", is_ca=False, not_after=FAKE_KUBECONFIG_EXPIRY).encode()).decode())
 FAKE_SERVER_TOKEN = "K10feedface::server:sample-generated-token-xyz"
 
 
@@ -45,6 +51,7 @@ class Mocks(pulumi.runtime.Mocks):
     def __init__(self):
         super().__init__()
         self.certificates = MockCertificateAuthority()
+        self.requests: dict[str, dict | None] = {}  # certRequestPem -> its subject inputs
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         outputs = dict(args.inputs)
@@ -65,10 +72,12 @@ class Mocks(pulumi.runtime.Mocks):
             outputs["validityEndTime"] = "2036-11-20T00:00:00Z"
         if args.typ == "tls:index/locallySignedCert:LocallySignedCert":
             outputs["certPem"] = self.certificates.issue(args.name, is_ca=bool(args.inputs.get("isCaCertificate")),
-                                                         signer_pem=args.inputs["caCertPem"])
+                                                         signer_pem=args.inputs["caCertPem"],
+                                                         subject=self.requests.get(args.inputs["certRequestPem"]))
             outputs["validityEndTime"] = "2036-11-20T00:00:00Z"
         if args.typ == "tls:index/certRequest:CertRequest":
             outputs["certRequestPem"] = f"-----BEGIN CERTIFICATE REQUEST-----\n{args.name}\n-----END CERTIFICATE REQUEST-----\n"
+            self.requests[outputs["certRequestPem"]] = args.inputs.get("subject")
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs):

@@ -32,9 +32,16 @@ class MockCertificateAuthority:
             self._keys[name] = ed25519.Ed25519PrivateKey.from_private_bytes(seed)
         return self._keys[name]
 
-    def issue(self, name: str, *, is_ca: bool, signer_pem: str | None = None) -> str:
+    def issue(self, name: str, *, is_ca: bool, signer_pem: str | None = None,
+              not_after: dt.datetime = NOT_AFTER, subject: dict | None = None) -> str:
+        """`subject`: pulumi-tls subject inputs (commonName, organization) of the request;
+        the resource name is the common name without one."""
         key = self._key(name)
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        subject = subject or {}
+        attrs = [x509.NameAttribute(NameOID.COMMON_NAME, subject.get("commonName") or name)]
+        if subject.get("organization"):
+            attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, subject["organization"]))
+        subject = x509.Name(attrs)
         if signer_pem is None:
             issuer_cert, issuer_key = None, key
         else:
@@ -44,7 +51,7 @@ class MockCertificateAuthority:
                    .issuer_name(issuer_cert.subject if issuer_cert else subject)
                    .public_key(key.public_key())
                    .serial_number(int.from_bytes(hashlib.sha256(name.encode()).digest()[:16], "big") >> 1)
-                   .not_valid_before(NOT_BEFORE).not_valid_after(NOT_AFTER)
+                   .not_valid_before(NOT_BEFORE).not_valid_after(not_after)
                    .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
                    .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False))
         if issuer_cert is not None:

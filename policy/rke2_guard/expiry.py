@@ -2,8 +2,10 @@
 
 RKE2 never renews its CAs by itself and its leaves only at a start within 120 days of
 expiry, so a cluster left off (or a CA nobody watched) expires silently. The policy sees
-the stack's pulumi-tls certificates and their `validityEndTime` outputs; certificates RKE2
-issues on the hosts are not in the stack and not checked here.
+the stack's pulumi-tls certificates and their `validityEndTime` outputs (the stack's admin
+kubeconfig certificate among them with cluster.ca: generated), and, with cluster.ca: rke2,
+the `kubeconfigExpiry` of the rke2.yaml copy the first server's component holds. Other
+certificates RKE2 issues on the hosts are not in the stack and not checked here.
 """
 
 from __future__ import annotations
@@ -33,17 +35,27 @@ def validate_certificate_expiry(args: StackValidationArgs, report: ReportViolati
     days = config_int(args, "warningDays", DEFAULT_WARNING_DAYS)
     now = now or datetime.now(timezone.utc)
     for r in args.resources:
-        if r.resource_type not in CERT_TYPES:
+        if r.resource_type in CERT_TYPES:
+            end = _end_time(read(r.props, "validityEndTime"))
+            what = "certificate"
+            if read(r.props, "isCaCertificate") is True:
+                fix = "plan a CA rotation (README: Cluster identity); RKE2 never renews CAs"
+            else:
+                fix = ("run `pulumi up`: certificates within their early-renewal window are reissued, "
+                       "or set cluster.certificateRotation for the servers' own certificates")
+        elif r.resource_type == "rke2:index:RKE2Server":
+            end = _end_time(read(r.props, "kubeconfigExpiry"))
+            what = "kubeconfig client certificate (rke2.yaml)"
+            fix = (f"restart rke2-server on {read(r.props, 'nodeName', default=r.name)} (RKE2 renews "
+                   "rke2.yaml's certificate at a start within 120 days of its expiry), then `pulumi up "
+                   f"--replace` the {r.name}-kubeconfig step (the stack re-reads it each quarter), or use "
+                   "cluster.ca: generated, where `pulumi up` renews the stack's own admin certificate")
+        else:
             continue
-        end = _end_time(read(r.props, "validityEndTime"))
         if end is None:
             continue
         left = (end - now).days
         if left < days:
-            is_ca = read(r.props, "isCaCertificate") is True
-            fix = ("plan a CA rotation (README: Cluster identity); RKE2 never renews CAs"
-                   if is_ca else "run `pulumi up`: certificates within their early-renewal window are reissued, "
-                                 "or set cluster.certificateRotation for the servers' own certificates")
             state = f"expired {-left} days ago" if left < 0 else f"expires in {left} days"
-            report(f"{r.name}: certificate {state} ({end.date().isoformat()}), inside the {days}-day "
+            report(f"{r.name}: {what} {state} ({end.date().isoformat()}), inside the {days}-day "
                    f"warning window. Fix: {fix}.", r.urn)

@@ -4,6 +4,7 @@ import base64
 import hashlib
 
 import pytest
+import yaml
 
 from components import identity
 from tests.harness import evaluate, plaintext_outside_secrets
@@ -21,7 +22,7 @@ def ha():
 
 def test_ca_set_is_created_from_root_and_intermediate(ha):
     certs = ha.names("tls:index/locallySignedCert:LocallySignedCert")
-    assert sorted(certs) == sorted(f"cluster-identity-{c}" for c in ["intermediate-ca", *CA_RESOURCES])
+    assert sorted(certs) == sorted(f"cluster-identity-{c}" for c in ["intermediate-ca", *CA_RESOURCES, "admin-client"])
     assert ha.names("tls:index/selfSignedCert:SelfSignedCert") == ["cluster-identity-root-ca"]
     assert "cluster-identity-service-key" in ha.names("tls:index/privateKey:PrivateKey")
     for c in CA_RESOURCES:
@@ -141,3 +142,26 @@ def test_rancher_on_the_same_trust_root():
     assert release.input("values")["ingress"] == {"tls": {"source": "secret"}}
     assert ev.depends_on("rancher-release", "rancher-ingress-tls")
     assert ev.resolved["rancherIngressCertExpiry"] == "2036-11-20T00:00:00Z"
+
+
+def test_kubeconfig_carries_a_stack_issued_admin_certificate(ha):
+    # kubernetes/kubernetes plugin/pkg/auth/authorizer/rbac/bootstrappolicy (cluster-admin
+    # bound to group system:masters): a client certificate with O=system:masters signed by the
+    # apiserver's --client-ca-file (RKE2: server/tls/client-ca.crt) is cluster-admin.
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+    doc = yaml.safe_load(ha.resolved["kubeconfig"])
+    user = doc["users"][0]["user"]
+    cert = x509.load_pem_x509_certificate(base64.b64decode(user["client-certificate-data"]))
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "system:admin"
+    assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "system:masters"
+    client_ca = x509.load_pem_x509_certificates(_placed_file(ha, "rke2-server-1", "client-ca.crt").encode())[0]
+    cert.verify_directly_issued_by(client_ca)
+    admin = ha.by_name("cluster-identity-admin-client")
+    assert admin.input("earlyRenewalHours") > 0 and "client_auth" in admin.input("allowedUses")
+    assert "client-key-data" in doc["users"][0]["user"]
+    assert "rke2-server-1-kubeconfig" not in ha.names()  # nothing read from the host
+    ca_data = base64.b64decode(doc["clusters"][0]["cluster"]["certificate-authority-data"]).decode()
+    assert ca_data == _placed_file(ha, "rke2-server-1", "server-ca.crt")
+    assert ha.resolved["kubeconfigExpiry"] == "2036-11-20T00:00:00Z"  # the mock's validityEndTime
+    assert "kubeconfig" in ha.secret_outputs and "kubeconfigExpiry" not in ha.secret_outputs

@@ -9,7 +9,7 @@ from tests.stacks import SAMPLE_SECRETS, load_stack, with_changes
 
 RAW, SECRETS = load_stack("dev")
 SERVER_STEPS = ["uninstall", "preflight", "stable-ip", "config", "token", "ca", "install", "service",
-                "san-refresh", "kubeconfig"]
+                "san-refresh"]
 COMMAND = "command:remote:Command"
 
 
@@ -45,7 +45,6 @@ def test_steps_are_children_of_their_component(dev):
     ("jjtestserver-service", "jjtestserver-install"),
     ("jjtestserver-service", "jjtestserver-stable-ip"),
     ("jjtestserver-san-refresh", "jjtestserver-service"),
-    ("jjtestserver-kubeconfig", "jjtestserver-san-refresh"),
     ("jjtestserver-ca", "jjtestserver-preflight"),
     ("jjtestserver-service", "jjtestserver-ca"),
     ("jjtestserver-service", "jjtestserver-token"),
@@ -93,7 +92,7 @@ def test_secret_paths(dev):
 
 
 def test_secret_steps_hide_their_output(dev):
-    for name in ("jjtestserver-kubeconfig", "jjtestserver-token", "jjtestserver-ca"):
+    for name in ("jjtestserver-token", "jjtestserver-ca"):
         assert dev.by_name(name).input("logging") == "none", name
 
 
@@ -214,3 +213,17 @@ def test_rancher_and_cert_manager_can_be_disabled():
 def test_non_root_user_runs_steps_with_sudo():
     ev = evaluate(with_changes(RAW, ssh__user="deploy"), SECRETS)
     assert ev.by_name("jjtestserver-install").input("create").startswith("sudo -n bash -c ")
+
+
+def test_rke2_owned_ca_rereads_rke2_yaml_each_quarter_and_exports_its_expiry():
+    # rke2-facts.md: rke2.yaml's client certificate lives 365 days and is renewed on the host
+    # at a start within 120 days of expiry (k3s pkg/daemons/control/deps.go), so the stack
+    # re-reads it every quarter and exports when the copy it holds expires.
+    import datetime as dt
+    from tests.harness import FAKE_KUBECONFIG_EXPIRY
+    ev = evaluate(with_changes(RAW, cluster__ca="rke2"), SECRETS)
+    read = ev.by_name("jjtestserver-kubeconfig")
+    assert read.input("logging") == "none"
+    today = dt.date.today()
+    assert read.input("triggers") == [f"{today.year}-Q{(today.month - 1) // 3 + 1}"]
+    assert ev.resolved["kubeconfigExpiry"] == FAKE_KUBECONFIG_EXPIRY.strftime("%Y-%m-%dT%H:%M:%SZ")

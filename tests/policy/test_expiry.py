@@ -58,3 +58,15 @@ def test_unknown_or_unparsable_end_times_are_skipped(value):
     resources = certs()
     resources[0].props["validityEndTime"] = value
     assert check(resources).calls == []
+
+
+def test_rke2_kubeconfig_copy_inside_the_window_is_reported_with_the_restart_fix():
+    # rke2-facts.md: rke2.yaml's client certificate lives 365 days; RKE2 renews it only at a
+    # start within 120 days of expiry, so the fix is a restart, then a re-read.
+    resources = certs()
+    resources[2].props["kubeconfigExpiry"] = (NOW + timedelta(days=20)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    msg = check(resources).only()
+    assert "jjtestserver: kubeconfig client certificate" in msg and "expires in 20 days" in msg
+    assert "restart rke2-server on jjtestserver" in msg and "jjtestserver-kubeconfig" in msg
+    resources[2].props["kubeconfigExpiry"] = (NOW + timedelta(days=200)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert check(resources).calls == []
