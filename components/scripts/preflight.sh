@@ -9,10 +9,26 @@ command -v systemctl >/dev/null 2>&1 || note "systemd: systemctl not found"
 if [ -r /proc/swaps ] && [ "$(awk 'NR > 1' /proc/swaps | wc -l)" -gt 0 ]; then
   note "swap: swap is on (kubelet refuses it); run swapoff -a and remove it from /etc/fstab"
 fi
+# A port is RKE2's own when rke2-server is active or still activating (a server whose node
+# IP changed retries with its listeners open and never becomes active: k3s
+# pkg/cluster/managed.go), or when the listening process runs in rke2-server.service's
+# cgroup, or in a pod cgroup while RKE2 is installed (the unit has KillMode=process, so the
+# kube-apiserver static pod keeps 6443 when the unit is stopped:
+# rancher/rke2 bundle/lib/systemd/system/rke2-server.service).
+port_is_rke2s() {  # port
+  case $(systemctl is-active rke2-server 2>/dev/null || true) in
+    active|activating|reloading|deactivating) return 0 ;;
+  esac
+  for pid in $(ss -Htlnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
+    grep -q 'rke2-server\.service' "/proc/$pid/cgroup" 2>/dev/null && return 0
+    if rke2_bin rke2 >/dev/null && grep -q 'kubepods' "/proc/$pid/cgroup" 2>/dev/null; then return 0; fi
+  done
+  return 1
+}
 if [ "$ROLE" = server ]; then
   for port in 6443 9345; do
     if ss -Htln "sport = :$port" 2>/dev/null | grep -q .; then
-      if systemctl is-active --quiet rke2-server 2>/dev/null; then
+      if port_is_rke2s "$port"; then
         log "port $port in use by rke2-server (ours)"
       else
         note "port $port: in use by another program: $(ss -Htlnp "sport = :$port" | head -n 1)"
