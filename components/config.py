@@ -2,21 +2,38 @@
 
 `parse_config(raw, secret_keys)` is pure: it takes the config as plain data and
 returns typed, frozen objects, or raises ConfigError naming the key, the bad value
-and what is allowed. `load_stack_config()` is the thin adapter that reads
-pulumi.Config. Organisational rules (replica counts, SAN hygiene, pins) are NOT
-checked here: they belong to the policy pack (see CONTRACT.md).
+(unless it is or may be a secret) and what is allowed. `load_stack_config()` is the
+thin adapter that reads pulumi.Config; the program calls it before registering any
+resource. Organisational rules (replica counts, SAN hygiene, pins) are NOT checked
+here: they belong to the policy pack (see CONTRACT.md).
 
-Secret values (token, SSH private key, Rancher bootstrap password) are kept as
-plain strings with repr disabled; components wrap them in Output.secret before
-they reach any resource.
+Hostile input is refused by construction: every pattern is matched with fullmatch
+(a `$` would let a trailing newline through), IP literals are parsed without zone
+ids from a strict character set, every address is kept in ONE normalised form
+(the connection, host-key lookup, config.yaml, haproxy, keepalived and URLs all use
+it), and no string value may hold a control character. Values reach hosts only as
+shlex-quoted assignments or on stdin (components/scripts.py).
+
+Written by hand rather than with pydantic v2: the validators here are small, and
+pydantic's errors echo the input value by default and its IP types accept zone ids,
+so it would need as much custom code to meet the secrecy and parsing rules.
+
+Secret values (token, SSH private key, Rancher bootstrap password, etcd S3
+credentials) are kept as plain strings with repr disabled; components wrap them in
+Output.secret before they reach any resource.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
+import json
+import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping
+from urllib.parse import urlsplit
 
 from . import versions
 
@@ -39,7 +56,7 @@ DEFAULTS: dict[str, Any] = {
     # How the stable address is held: a dummy interface, a loopback alias, or
     # auto (dummy, falling back to loopback where the kernel lacks dummy).
     "cluster.mobileInterface": "auto",
-    # Where the RKE2 installer is fetched from (point it at a mirror or file:// when air-gapped).
+    # Where the RKE2 installer is fetched from (an https mirror, or file:// when air-gapped).
     "cluster.installScriptUrl": "https://get.rke2.io",
     # Keep RKE2 on the hosts on `pulumi destroy`.
     "cluster.retainOnDestroy": False,
@@ -62,25 +79,72 @@ MOBILE_INTERFACE_CHOICES = ("auto", "dummy", "loopback")
 CA_CHOICES = ("generated", "rke2")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
-# config.yaml keys the program writes itself; extraConfig must not fight them.
-MANAGED_RKE2_KEYS = frozenset({
-    "token", "token-file", "server", "tls-san", "node-name", "node-ip", "advertise-address",
-    "node-label", "node-taint", "cni", "disable", "write-kubeconfig-mode",
-    "cluster-cidr", "service-cidr", "cluster-dns",
-})
+# RKE2's own defaults (docs.rke2.io server config reference), used for the range checks
+# when the stack leaves the key unset.
+RKE2_DEFAULT_CLUSTER_CIDR = "10.42.0.0/16"
+RKE2_DEFAULT_SERVICE_CIDR = "10.43.0.0/16"
+
+# config.yaml keys the program writes or depends on; extraConfig must not fight them.
+# The value is the config key to use instead (None: the program decides it).
+MANAGED_RKE2_KEYS: dict[str, str | None] = {
+    "token": "token", "token-file": "token", "agent-token": "token", "agent-token-file": "token",
+    "server": "loadBalancer", "tls-san": "cluster.tlsSans", "node-name": "servers[].name",
+    "node-ip": "servers[].nodeIp", "advertise-address": "servers[].nodeIp",
+    "node-label": "servers[].labels", "node-taint": "servers[].taints", "cni": "cluster.cni",
+    "disable": "cluster.disable", "write-kubeconfig-mode": "cluster.writeKubeconfigMode",
+    "cluster-cidr": "cluster.clusterCidr", "service-cidr": "cluster.serviceCidr",
+    "cluster-dns": "cluster.clusterDns",
+    # Paths and ports the host scripts, the load balancer and the kubeconfig read rely on.
+    "data-dir": None, "write-kubeconfig": None, "supervisor-port": None, "https-listen-port": None,
+    "bind-address": None, "advertise-port": None, "config": None,
+    # One-shot recovery flags: the program runs them itself, never on every start.
+    "cluster-reset": None, "cluster-reset-restore-path": None, "cluster-init": None,
+    # The program assumes the embedded etcd; an external datastore URL carries a password.
+    "datastore-endpoint": None,
+}
+# Credentials: never in the plain config.yaml input. Each has its dedicated secret key.
+CREDENTIAL_RKE2_KEYS: dict[str, str] = {
+    "etcd-s3-access-key": "cluster.etcdS3.accessKey",
+    "etcd-s3-secret-key": "cluster.etcdS3.secretKey",
+    "etcd-s3-session-token": "cluster.etcdS3.sessionToken",
+}
+# Any other key that looks like it carries a credential is refused too (a misspelt
+# `etcd-s3-secret-keys` would otherwise land in plain config.yaml).
+_CREDENTIAL_NAME_RE = re.compile(r".*(secret-key|password|passwd|token|access-key|credentials?$).*")
+# Keys RKE2 reads on agents as well as servers (docs.rke2.io/reference/linux_agent_config):
+# cluster.extraConfig values for these are applied to agents too, unless
+# cluster.agentExtraConfig sets the key itself.
+NODE_WIDE_RKE2_KEYS = (
+    "system-default-registry", "profile", "selinux", "kubelet-arg", "kube-proxy-arg",
+    "protect-kernel-defaults", "private-registry", "image-credential-provider-bin-dir",
+    "image-credential-provider-config", "snapshotter", "cloud-provider-name", "cloud-provider-config",
+)
+RKE2_KEY_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}\+?", re.ASCII)
 
 _DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
-DNS1123_SUBDOMAIN_RE = re.compile(rf"^{_DNS_LABEL}(\.{_DNS_LABEL})*$")
-DNS1123_LABEL_RE = re.compile(rf"^{_DNS_LABEL}$")
+DNS1123_SUBDOMAIN_RE = re.compile(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*", re.ASCII)
+DNS1123_LABEL_RE = re.compile(_DNS_LABEL, re.ASCII)
 _LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
-LABEL_KEY_RE = re.compile(rf"^({_DNS_LABEL}(\.{_DNS_LABEL})*/)?{_LABEL_NAME}$")
-LABEL_VALUE_RE = re.compile(rf"^({_LABEL_NAME})?$")
+LABEL_KEY_RE = re.compile(rf"({_DNS_LABEL}(\.{_DNS_LABEL})*/)?{_LABEL_NAME}", re.ASCII)
+LABEL_VALUE_RE = re.compile(rf"({_LABEL_NAME})?", re.ASCII)
 # Anything a shell would interpret. Names, SANs, labels and taints never need them.
 SHELL_METACHARACTERS = set("$`\\\"';&|<>(){}[]*?!~#%^ \t\n\r")
-HOST_KEY_RE = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+$")
-MODE_RE = re.compile(r"^0?[0-7]{3}$")
-EMAIL_RE = re.compile(r"^[A-Za-z0-9._+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
-
+HOST_KEY_TYPES = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa")
+HOST_KEY_RE = re.compile(r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) ([A-Za-z0-9+/]+={0,2})"
+                         r"( [\x21-\x7e]{1,200})?", re.ASCII)
+MODE_RE = re.compile(r"0?[0-7]{3}", re.ASCII)
+EMAIL_RE = re.compile(r"[A-Za-z0-9._+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", re.ASCII)
+UNIX_USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}", re.ASCII)
+INTERFACE_RE = re.compile(r"[a-zA-Z0-9_.-]{1,15}", re.ASCII)
+# IP literals: only these characters, so no zone id (`%eth0`), no space, no newline.
+_IP_CHARS_RE = re.compile(r"[0-9A-Fa-f:.]{2,45}", re.ASCII)
+# URL path/query characters allowed in installer and chart URLs: no shell or glob syntax.
+_URL_REST_RE = re.compile(r"[A-Za-z0-9._~/%=+,:@-]*(\?[A-Za-z0-9._~/%=+,:@&-]*)?", re.ASCII)
+# Control characters (NUL, newline, ...) never belong in a config value, except in the
+# SSH private key (a multi-line PEM), which only ever travels as a secret.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+MAX_STRING = 4096
+MAX_LIST = 256
 
 # Every key the program reads, per section; unknown keys are errors (typos surface at once).
 # tests/unit/test_readme.py checks the README's config reference against this table.
@@ -89,24 +153,85 @@ KNOWN_KEYS: dict[str, tuple[str, ...]] = {
     "ssh": ("user", "privateKeyPath", "privateKey", "port", "hostKeys"),
     "cluster": ("hostname", "version", "tlsSans", "clusterCidr", "serviceCidr", "clusterDns", "cni",
                 "disable", "writeKubeconfigMode", "mobile", "mobileNodeIp", "mobileInterface",
-                "extraConfig", "installScriptUrl", "artifactDir", "retainOnDestroy", "readyTimeoutSeconds",
-                "ca", "certificateRotation"),
+                "extraConfig", "agentExtraConfig", "etcdS3", "installScriptUrl", "artifactDir",
+                "retainOnDestroy", "readyTimeoutSeconds", "ca", "certificateRotation"),
     "servers[]": ("name", "address", "nodeIp", "labels", "taints"),
     "loadBalancer": ("name", "address", "vip", "vipInterface"),
     "certManager": ("enabled", "version"),
     "rancher": ("enabled", "version", "hostname", "replicas", "bootstrapPassword", "tlsSource",
                 "repository", "letsEncryptEmail"),
 }
+ETCD_S3_KEYS = ("accessKey", "secretKey", "sessionToken")
+# Keys whose value is a secret whatever the stack file says; everything under them too.
+SECRET_KEYS = ("token", "ssh.privateKey", "rancher.bootstrapPassword", "cluster.etcdS3")
+
+
+class _NotShown:
+    def __repr__(self) -> str:
+        return "NOT_SHOWN"
+
+
+NOT_SHOWN = _NotShown()
+"""Pass as a ConfigError value to say what kind of value it was without showing it."""
+
+
+def _describe(value: Any) -> str:
+    """A value as an error shows it: scalars as repr (shortened), containers by type only
+    (they may hold a secret further down)."""
+    if isinstance(value, bool) or value is None or isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        text = repr(value)
+        return text if len(text) <= 120 else text[:100] + f"...' ({len(value)} characters)"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, (list, tuple)):
+        return f"a list of {len(value)}"
+    return f"a {type(value).__name__}"
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    return "a " + type(value).__name__
+
+
+_PLAIN_SEGMENT_RE = re.compile(r"[A-Za-z0-9_.:+@/\[\]-]{1,100}", re.ASCII)
+
+
+def key_segment(name: Any) -> str:
+    """A config key (which the user typed) made safe to print on one line."""
+    text = str(name)
+    return text if _PLAIN_SEGMENT_RE.fullmatch(text) else json.dumps(text)[:80]
 
 
 class ConfigError(ValueError):
     """A stack config value is missing or invalid. The message names key, value and what is allowed."""
 
     def __init__(self, key: str, value: Any, allowed: str, *, secret: bool = False):
-        shown = "[secret]" if secret else repr(value)
+        if secret:
+            shown = "[secret]"
+        elif value is NOT_SHOWN:
+            shown = "[value not shown]"
+        else:
+            shown = _describe(value)
         self.key = key
         self.allowed = allowed
+        self.shown_value = not secret and value is not NOT_SHOWN
+        self._value = value if self.shown_value else None
         super().__init__(f"{NAMESPACE}:{key}: {shown} is not valid: {allowed}")
+
+    def redacted(self, value: Any = None) -> "ConfigError":
+        """The same error with the value hidden (and scrubbed from the explanation)."""
+        allowed = self.allowed
+        for v in (self._value, value):
+            if isinstance(v, str) and v:
+                allowed = allowed.replace(v, "[secret]")
+        return ConfigError(self.key, None, allowed, secret=True)
 
 
 # ---------------------------------------------------------------------------
@@ -125,7 +250,7 @@ class SshConfig:
     private_key: str | None = field(repr=False)
     """The private key itself (secret)."""
     host_keys: Mapping[str, str]
-    """address -> public host key; when given, host keys are verified."""
+    """normalised address -> public host key; when given, host keys are verified."""
 
 
 @dataclass(frozen=True)
@@ -133,9 +258,9 @@ class NodeConfig:
     name: str
     """Node name (DNS-1123); also RKE2's node-name."""
     address: str
-    """How SSH reaches the host (may change when the host moves)."""
+    """How SSH reaches the host (normalised; may change when the host moves)."""
     node_ip: str | None
-    """RKE2 node-ip, when pinned."""
+    """RKE2 node-ip, when pinned (normalised)."""
     labels: tuple[str, ...]
     """`key=value` node labels."""
     taints: tuple[str, ...]
@@ -143,7 +268,7 @@ class NodeConfig:
 
     @property
     def schedulable(self) -> bool:
-        """Whether ordinary workloads (Rancher) can land here."""
+        """Whether ordinary workloads (Rancher, the bundled ingress) can land here."""
         return not any(t.endswith((":NoSchedule", ":NoExecute")) for t in self.taints)
 
 
@@ -164,13 +289,20 @@ class LoadBalancerConfig:
 
 
 @dataclass(frozen=True)
+class EtcdS3Credentials:
+    access_key: str = field(repr=False)
+    secret_key: str = field(repr=False)
+    session_token: str | None = field(repr=False, default=None)
+
+
+@dataclass(frozen=True)
 class ClusterConfig:
     hostname: str
     """Stable identity: registration address, kubeconfig server, always in tls-san."""
     version: str
     """Pinned RKE2 release, e.g. v1.33.5+rke2r1."""
     tls_sans: tuple[str, ...]
-    """Extra names/IPs for the API and supervisor certs (as configured)."""
+    """Extra names/IPs for the API and supervisor certs (as configured, IPs normalised)."""
     cluster_cidr: str | None
     service_cidr: str | None
     cluster_dns: str | None
@@ -183,6 +315,10 @@ class ClusterConfig:
     mobile_interface: str
     extra_config: Mapping[str, Any]
     """Merged into every server's config.yaml."""
+    agent_extra_config: Mapping[str, Any]
+    """Merged into every agent's config.yaml (after the node-wide keys of extra_config)."""
+    etcd_s3: EtcdS3Credentials | None = field(repr=False)
+    """Secret etcd S3 credentials, written to a 0600 drop-in on the servers."""
     install_script_url: str
     artifact_dir: str | None
     """Air-gap: a directory on each host holding the RKE2 release artifacts."""
@@ -192,6 +328,13 @@ class ClusterConfig:
     """generated: the stack owns the CA set (pulumi-tls); rke2: RKE2 creates it on first start."""
     certificate_rotation: str | None
     """Any label; changing it rotates the leaf certificates, one server at a time."""
+
+    @property
+    def ingress_enabled(self) -> bool:
+        """Whether RKE2's bundled ingress controller runs (a DaemonSet on every schedulable node)."""
+        if "rke2-ingress-nginx" in self.disable or "rke2-traefik" in self.disable:
+            return False
+        return self.extra_config.get("ingress-controller", "ingress-nginx") not in ("none", "")
 
 
 @dataclass(frozen=True)
@@ -241,22 +384,62 @@ class StackConfig:
 
 
 # ---------------------------------------------------------------------------
-# Field validators: each returns the cleaned value or raises ConfigError.
+# Addresses: one parser, one normalised form
 # ---------------------------------------------------------------------------
+
+
+def parse_ip(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """A strict IP literal: digits, hex, ':' and '.' only (no zone id), else None."""
+    if not isinstance(value, str) or not _IP_CHARS_RE.fullmatch(value):
+        return None
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        return None
+
+
+def is_ip(value: str) -> bool:
+    return parse_ip(value) is not None
+
+
+def url_host(host: str) -> str:
+    """A normalised address as it goes into a URL or host:port: IPv6 in brackets."""
+    return f"[{host}]" if ":" in host else host
+
+
+def _unsafe_chars(value: str) -> str:
+    return "".join(sorted(set(value) & SHELL_METACHARACTERS))
 
 
 def _reject_shell_metacharacters(key: str, value: str, *, allow_leading_wildcard: bool = False) -> None:
     check = value[2:] if allow_leading_wildcard and value.startswith("*.") else value
-    bad = sorted(set(check) & SHELL_METACHARACTERS)
+    bad = _unsafe_chars(check)
     if bad:
-        raise ConfigError(key, value, f"shell metacharacters {''.join(bad)!r} are not allowed here")
+        raise ConfigError(key, value, f"shell metacharacters {bad!r} are not allowed here")
+
+
+def _string(key: str, value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(key, value, what)
+    return value
+
+
+def _not_ip_like(key: str, value: str) -> None:
+    """An IP with a zone id, or a dotted number that is no valid IP (10.0.0.011), is never
+    taken for a DNS name: a DNS name's last label is not all digits (RFC 1123 2.1)."""
+    head = value.split("%", 1)[0]
+    if "%" in value and parse_ip(head) is not None:
+        raise ConfigError(key, value, "an IP address without a zone id (%...)")
+    if re.fullmatch(r"[0-9.]+", value, re.ASCII) or re.fullmatch(r".*\.[0-9]+", value, re.ASCII):
+        raise ConfigError(key, value, "a valid IP address (four decimal octets without leading zeros) "
+                                      "or a DNS name whose last label is not all digits")
 
 
 def dns_name(key: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(key, value, "a DNS-1123 name (string)")
+    value = _string(key, value, "a DNS-1123 name (string)")
+    _not_ip_like(key, value)
     _reject_shell_metacharacters(key, value)
-    if len(value) > 253 or not DNS1123_SUBDOMAIN_RE.match(value):
+    if len(value) > 253 or not DNS1123_SUBDOMAIN_RE.fullmatch(value):
         raise ConfigError(key, value, "a DNS-1123 name: lowercase letters, digits, '-' and '.', "
                                       "labels of 1-63 characters, at most 253 in all")
     return value
@@ -266,62 +449,62 @@ def node_name(key: str, value: Any) -> str:
     return dns_name(key, value)
 
 
-def ip_literal(key: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(key, value, "an IPv4 or IPv6 address (string)")
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        raise ConfigError(key, value, "an IPv4 or IPv6 address such as 10.0.0.5") from None
-
-
-def is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-        return True
-    except ValueError:
-        return False
+def ip_literal(key: str, value: Any, *, role: str = "") -> str:
+    """An IPv4 or IPv6 literal in its normalised form (compressed, lowercase)."""
+    value = _string(key, value, "an IPv4 or IPv6 address (string)")
+    ip = parse_ip(value)
+    if ip is None:
+        extra = " without a zone id (%...)" if "%" in value else ""
+        raise ConfigError(key, value, f"an IPv4 or IPv6 address such as 10.0.0.5 or fd00::5{extra}")
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        raise ConfigError(key, value, f"the plain IPv4 form {ip.ipv4_mapped} instead of an IPv4-mapped address")
+    if role and (ip.is_unspecified or ip.is_multicast):
+        raise ConfigError(key, value, f"a unicast address for {role} (not unspecified or multicast)")
+    return str(ip)
 
 
 def host_address(key: str, value: Any) -> str:
-    """An SSH address: IP literal or DNS name."""
-    if isinstance(value, str) and is_ip(value):
-        return ip_literal(key, value)
-    if not isinstance(value, str):
-        raise ConfigError(key, value, "an IP address or DNS name (string)")
+    """An SSH or backend address: IP literal (normalised) or DNS name."""
+    value = _string(key, value, "an IP address or DNS name (string)")
+    if parse_ip(value) is not None:
+        return ip_literal(key, value, role="a host")
+    _not_ip_like(key, value)
     _reject_shell_metacharacters(key, value)
-    if not DNS1123_SUBDOMAIN_RE.match(value) or len(value) > 253:
+    if len(value) > 253 or not DNS1123_SUBDOMAIN_RE.fullmatch(value):
         raise ConfigError(key, value, "an IP address or a DNS-1123 name")
     return value
 
 
 def san(key: str, value: Any) -> str:
     """A tls-san entry: IP literal or DNS name; a leading `*.` is passed through for the policy to judge."""
-    if not isinstance(value, str):
-        raise ConfigError(key, value, "a DNS name or IP address (string)")
-    if is_ip(value):
+    value = _string(key, value, "a DNS name or IP address (string)")
+    if parse_ip(value) is not None:
         return ip_literal(key, value)
+    _not_ip_like(key, value)
     _reject_shell_metacharacters(key, value, allow_leading_wildcard=True)
     name = value[2:] if value.startswith("*.") else value
-    if len(name) > 253 or not DNS1123_SUBDOMAIN_RE.match(name):
+    if len(name) > 253 or not DNS1123_SUBDOMAIN_RE.fullmatch(name):
         raise ConfigError(key, value, "a DNS-1123 name or an IP address")
     return value
 
 
 def cidr(key: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(key, value, "a CIDR such as 10.42.0.0/16")
+    value = _string(key, value, "a CIDR such as 10.42.0.0/16")
+    addr, sep, plen = value.partition("/")
+    if not sep or parse_ip(addr) is None or not re.fullmatch(r"[0-9]{1,3}", plen, re.ASCII):
+        raise ConfigError(key, value, "a CIDR such as 10.42.0.0/16 or fd00:42::/56 (address/prefix, no zone id)")
     try:
         return str(ipaddress.ip_network(value, strict=True))
-    except ValueError as e:
-        raise ConfigError(key, value, f"a CIDR such as 10.42.0.0/16 ({e})") from None
+    except ValueError:
+        raise ConfigError(key, value, "a CIDR with no host bits set after the prefix, "
+                                      "such as 10.42.0.0/16") from None
 
 
 def choice(options: Iterable[str]) -> Callable[[str, Any], str]:
     options = tuple(options)
 
     def check(key: str, value: Any) -> str:
-        if value not in options:
+        if not isinstance(value, str) or value not in options:
             raise ConfigError(key, value, "one of " + ", ".join(options))
         return value
 
@@ -339,13 +522,12 @@ def boolean(key: str, value: Any) -> bool:
 
 def integer(lo: int, hi: int) -> Callable[[str, Any], int]:
     def check(key: str, value: Any) -> int:
-        if isinstance(value, bool):
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise ConfigError(key, value, f"an integer from {lo} to {hi}")
-        try:
-            n = int(value)
-        except (TypeError, ValueError):
-            raise ConfigError(key, value, f"an integer from {lo} to {hi}") from None
-        if str(n) != str(value).strip() or not lo <= n <= hi:
+        if isinstance(value, str) and not re.fullmatch(r"[0-9]{1,10}", value, re.ASCII):
+            raise ConfigError(key, value, f"an integer from {lo} to {hi}")
+        n = int(value)
+        if not lo <= n <= hi:
             raise ConfigError(key, value, f"an integer from {lo} to {hi}")
         return n
 
@@ -354,7 +536,7 @@ def integer(lo: int, hi: int) -> Callable[[str, Any], int]:
 
 def pattern(regex: re.Pattern, allowed: str) -> Callable[[str, Any], str]:
     def check(key: str, value: Any) -> str:
-        if not isinstance(value, str) or not regex.match(value):
+        if not isinstance(value, str) or not value.isascii() or not regex.fullmatch(value):
             raise ConfigError(key, value, allowed)
         return value
 
@@ -362,39 +544,75 @@ def pattern(regex: re.Pattern, allowed: str) -> Callable[[str, Any], str]:
 
 
 def label(key: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(key, value, "a label `key=value`")
+    value = _string(key, value, "a label `key=value`")
     _reject_shell_metacharacters(key, value)
     k, sep, v = value.partition("=")
-    if not sep or not LABEL_KEY_RE.match(k) or not LABEL_VALUE_RE.match(v):
+    if not sep or not LABEL_KEY_RE.fullmatch(k) or not LABEL_VALUE_RE.fullmatch(v):
         raise ConfigError(key, value, "a Kubernetes label `key=value` (key: [prefix/]name, "
                                       "value: up to 63 of A-Z a-z 0-9 - _ .)")
     return value
 
 
 def taint(key: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(key, value, "a taint `key[=value]:Effect`")
+    value = _string(key, value, "a taint `key[=value]:Effect`")
     _reject_shell_metacharacters(key, value)
     kv, sep, effect = value.rpartition(":")
     k, _, v = kv.partition("=")
-    if not sep or effect not in TAINT_EFFECTS or not LABEL_KEY_RE.match(k) or not LABEL_VALUE_RE.match(v):
+    if not sep or effect not in TAINT_EFFECTS or not LABEL_KEY_RE.fullmatch(k) or not LABEL_VALUE_RE.fullmatch(v):
         raise ConfigError(key, value, "a taint `key[=value]:Effect` with Effect one of "
                                       + ", ".join(TAINT_EFFECTS))
     return value
 
 
-def url(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not re.match(r"^(https?|file)://[^\s'\"`$\\;|&<>]+$", value):
-        raise ConfigError(key, value, "an http(s):// or file:// URL without spaces or shell metacharacters")
-    return value
+def url(schemes: tuple[str, ...]) -> Callable[[str, Any], str]:
+    """A URL with one of `schemes`, a valid host (IPv6 in brackets) and no shell or curl glob syntax."""
+    allowed = (" or ".join(f"{s}://" for s in schemes) + " URL such as https://get.rke2.io, without "
+               "spaces, quotes, shell metacharacters or glob brackets")
+
+    def check(key: str, value: Any) -> str:
+        if not isinstance(value, str) or not value.isascii() or _CONTROL_RE.search(value):
+            raise ConfigError(key, value, allowed)
+        try:
+            parts = urlsplit(value)
+            port = parts.port
+        except ValueError:
+            raise ConfigError(key, value, allowed) from None
+        if parts.scheme not in schemes or parts.username or parts.password or parts.fragment:
+            raise ConfigError(key, value, allowed)
+        if parts.scheme == "file":
+            if parts.netloc or not parts.path.startswith("/"):
+                raise ConfigError(key, value, "a file:///absolute/path URL")
+        else:
+            host = parts.hostname or ""
+            bracketed = parts.netloc.split("@")[-1].startswith("[")
+            ip = parse_ip(host)
+            if bracketed != (ip is not None and ip.version == 6):
+                raise ConfigError(key, value, allowed)
+            if ip is None and (len(host) > 253 or not DNS1123_SUBDOMAIN_RE.fullmatch(host)):
+                raise ConfigError(key, value, allowed)
+            if port == 0:
+                raise ConfigError(key, value, allowed)
+        rest = parts.path + (f"?{parts.query}" if parts.query or value.endswith("?") else "")
+        if not _URL_REST_RE.fullmatch(rest):
+            raise ConfigError(key, value, allowed)
+        return value
+
+    return check
 
 
 def abs_path(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.startswith("/"):
+    value = _string(key, value, "an absolute path")
+    if not value.startswith("/") or len(value) > 1024:
         raise ConfigError(key, value, "an absolute path")
     _reject_shell_metacharacters(key, value)
     return value
+
+
+def abs_path_or_home(key: str, value: Any) -> str:
+    if isinstance(value, str) and value.startswith("~/"):
+        _reject_shell_metacharacters(key, value[1:])
+        return value
+    return abs_path(key, value)
 
 
 def non_empty_secret(key: str, value: Any) -> str:
@@ -409,16 +627,67 @@ def non_empty_secret(key: str, value: Any) -> str:
 # ---------------------------------------------------------------------------
 
 
+def _check_strings(path: str, value: Any, depth: int = 0) -> None:
+    """Every string (and key) in the config: no control characters, bounded size; lists
+    bounded; nesting bounded. Secrets are checked for NUL only (a PEM key has newlines)."""
+    if depth > 8:
+        raise ConfigError(path, NOT_SHOWN, "at most 8 levels of nesting")
+    secret = any(path == s or path.startswith(s + ".") or path.startswith(s + "[") for s in SECRET_KEYS)
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ConfigError(path, NOT_SHOWN, "a string without NUL bytes")
+        if secret:
+            if len(value) > 65536:
+                raise ConfigError(path, NOT_SHOWN, "at most 65536 characters", secret=True)
+            return
+        if _CONTROL_RE.search(value):
+            raise ConfigError(path, value if _plain_leaf(path) else NOT_SHOWN,
+                              "a single-line string without control characters (newline, tab, NUL, ...)")
+        if len(value) > MAX_STRING:
+            raise ConfigError(path, NOT_SHOWN, f"at most {MAX_STRING} characters ({len(value)} given)")
+    elif isinstance(value, Mapping):
+        if len(value) > MAX_LIST:
+            raise ConfigError(path, NOT_SHOWN, f"at most {MAX_LIST} keys")
+        for k, v in value.items():
+            if not isinstance(k, str) or _CONTROL_RE.search(k) or len(k) > 253:
+                raise ConfigError(path, NOT_SHOWN, "keys without control characters, at most 253 characters")
+            _check_strings(f"{path}.{key_segment(k)}" if path else key_segment(k), v, depth + 1)
+    elif isinstance(value, list):
+        if len(value) > MAX_LIST:
+            raise ConfigError(path, NOT_SHOWN, f"a list of at most {MAX_LIST} entries ({len(value)} given)")
+        for i, v in enumerate(value):
+            _check_strings(f"{path}[{i}]", v, depth + 1)
+    elif not (value is None or isinstance(value, (bool, int, float))):
+        raise ConfigError(path, NOT_SHOWN, "plain JSON data (strings, numbers, booleans, lists, objects)")
+
+
+# Keys whose value is an object: a string given there may be anything (pasted YAML, a key).
+_OBJECT_KEYS = ("cluster.extraConfig", "cluster.agentExtraConfig", "cluster.etcdS3", "ssh.hostKeys")
+
+
+def _plain_leaf(path: str) -> bool:
+    """Whether `path` is a known, non-secret, non-object key (so its value may be shown)."""
+    p = re.sub(r"^(servers|agents)\[\d+\]", "servers[]", path)
+    p = re.sub(r"\[\d+\]$", "", p)
+    section, _, name = p.rpartition(".")
+    if not section or p in _OBJECT_KEYS or any(p == s or p.startswith(s + ".") for s in SECRET_KEYS):
+        return False
+    return name in KNOWN_KEYS.get(section, ())
+
+
 class _Section:
     """Reads one config object, tracking which keys were used so typos are reported."""
 
-    def __init__(self, prefix: str, raw: Any):
+    def __init__(self, prefix: str, raw: Any, known: Iterable[str] | None = None):
         if raw is None:
             raw = {}
         if not isinstance(raw, Mapping):
-            raise ConfigError(prefix, raw, "an object (YAML mapping)")
+            # Never the value itself: a section of secrets given as a plain string is the secret.
+            raise ConfigError(prefix, NOT_SHOWN, f"an object (YAML mapping), not {_kind(raw)}")
         self.prefix = prefix
         self.raw = raw
+        if known is not None:
+            self.reject_unknown(known)
 
     def key(self, name: str) -> str:
         return f"{self.prefix}.{name}" if self.prefix else name
@@ -444,17 +713,17 @@ class _Section:
         known = set(known)
         for name in self.raw:
             if name not in known:
-                raise ConfigError(self.key(name), self.raw[name],
+                # An unknown key may be a misspelt secret (ssh.privatekey): its value is never shown.
+                raise ConfigError(self.key(key_segment(name)), NOT_SHOWN,
                                   "not a known key; known keys: " + ", ".join(sorted(known)))
 
 
 def _node(key: str, raw: Any) -> NodeConfig:
-    s = _Section(key, raw)
-    s.reject_unknown(KNOWN_KEYS["servers[]"])
+    s = _Section(key, raw, KNOWN_KEYS["servers[]"])
     return NodeConfig(
         name=s.get("name", node_name, required=True),
         address=s.get("address", host_address, required=True),
-        node_ip=s.get("nodeIp", ip_literal),
+        node_ip=s.get("nodeIp", lambda k, v: ip_literal(k, v, role="node-ip")),
         labels=s.list("labels", label),
         taints=s.list("taints", taint),
     )
@@ -464,87 +733,213 @@ def _nodes(key: str, raw: Any, *, required: bool) -> tuple[NodeConfig, ...]:
     if raw is None:
         raw = []
     if not isinstance(raw, list):
-        raise ConfigError(key, raw, "a list of {name, address, nodeIp?, labels?, taints?}")
+        raise ConfigError(key, NOT_SHOWN, f"a list of {{name, address, nodeIp?, labels?, taints?}}, not {_kind(raw)}")
     if required and not raw:
         raise ConfigError(key, raw, "at least one server")
     return tuple(_node(f"{key}[{i}]", item) for i, item in enumerate(raw))
 
 
-def _extra_config(key: str, value: Any) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ConfigError(key, value, "an object of RKE2 config.yaml keys")
-    for k in value:
-        if k in MANAGED_RKE2_KEYS or k.rstrip("+") in MANAGED_RKE2_KEYS:
-            raise ConfigError(f"{key}.{k}", value[k],
-                              "not settable through extraConfig: the program manages it "
-                              "(use the matching cluster/servers key)")
-    return dict(value)
+def _rke2_value(key: str, value: Any) -> Any:
+    """A config.yaml value: a scalar or a list of scalars (what RKE2's flags take)."""
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _rke2_value(f"{key}[{i}]", item)
+        return list(value)
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    raise ConfigError(key, NOT_SHOWN, "a string, number, boolean or list of them (RKE2 flags take no objects)")
+
+
+def _extra_config(section: str) -> Callable[[str, Any], Mapping[str, Any]]:
+    def check(key: str, value: Any) -> Mapping[str, Any]:
+        if not isinstance(value, Mapping):
+            raise ConfigError(key, NOT_SHOWN, f"an object of RKE2 config.yaml keys, not {_kind(value)}")
+        result = {}
+        for k, v in value.items():
+            entry = f"{key}.{key_segment(k)}"
+            if not isinstance(k, str) or not RKE2_KEY_RE.fullmatch(k):
+                raise ConfigError(entry, NOT_SHOWN, "an RKE2 config.yaml key: lowercase letters, digits "
+                                                    "and '-', optionally ending in '+'")
+            base = k.rstrip("+")
+            if base in CREDENTIAL_RKE2_KEYS:
+                raise ConfigError(entry, NOT_SHOWN, "a credential, never in the plain config.yaml: set "
+                                  f"{CREDENTIAL_RKE2_KEYS[base]} with `pulumi config set --secret --path`")
+            if base in MANAGED_RKE2_KEYS:
+                instead = MANAGED_RKE2_KEYS[base]
+                raise ConfigError(entry, NOT_SHOWN, "not settable through " + section + ": the program manages it"
+                                  + (f" (use {instead})" if instead else ""))
+            if _CREDENTIAL_NAME_RE.fullmatch(base):
+                raise ConfigError(entry, NOT_SHOWN, "looks like a credential, which never goes into the plain "
+                                  "config.yaml (etcd S3 credentials: cluster.etcdS3)")
+            result[k] = _rke2_value(entry, v)
+        return result
+
+    return check
+
+
+def _etcd_s3(key: str, value: Any) -> EtcdS3Credentials:
+    s = _Section(key, value, ETCD_S3_KEYS)
+    return EtcdS3Credentials(
+        access_key=s.get("accessKey", non_empty_secret, required=True),
+        secret_key=s.get("secretKey", non_empty_secret, required=True),
+        session_token=s.get("sessionToken", non_empty_secret),
+    )
+
+
+def _host_key(key: str, addr: str, value: Any) -> str:
+    m = HOST_KEY_RE.fullmatch(value.strip()) if isinstance(value, str) and value.isascii() else None
+    if m is None:
+        raise ConfigError(key, value, "an OpenSSH public key line such as 'ssh-ed25519 AAAA...' "
+                                      "(ssh-keyscan -t ed25519 <host>)")
+    kind, blob = m.group(1), m.group(3)
+    try:
+        head = blob.rstrip("=")[:44]  # enough for the length-prefixed type name
+        raw = base64.b64decode(head[:len(head) // 4 * 4], validate=True)
+        n = int.from_bytes(raw[:4], "big")
+        embedded = raw[4:4 + n].decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        embedded = ""
+    if embedded != kind:
+        raise ConfigError(key, value, f"an OpenSSH public key whose data is a {kind} key "
+                                      "(copy the line from ssh-keyscan or /etc/ssh/ssh_host_*_key.pub)")
+    if kind == "ssh-rsa":
+        # pulumi-command v1.2.1 (provider/pkg/provider/remote/connection.go, SSHConfig) sets
+        # HostKeyAlgorithms to the pinned key's type, i.e. only `ssh-rsa` (SHA-1 signatures),
+        # which OpenSSH 8.8 and later refuse: the connection to this host would always fail.
+        raise ConfigError(key, value, f"an ed25519 or ECDSA host key for {addr}: with an ssh-rsa key "
+                                      "pulumi-command offers only the ssh-rsa (SHA-1) algorithm, which "
+                                      f"OpenSSH >= 8.8 refuses (ssh-keyscan -t ed25519 {addr})")
+    return f"{kind} {blob}"
 
 
 def _host_keys(key: str, value: Any) -> Mapping[str, str]:
     if not isinstance(value, Mapping):
-        raise ConfigError(key, value, "a map of address -> public host key")
+        raise ConfigError(key, NOT_SHOWN, f"a map of address -> public host key, not {_kind(value)}")
+    result: dict[str, str] = {}
+    spelled: dict[str, str] = {}
     for addr, hk in value.items():
-        host_address(f"{key}.{addr}", addr)
-        if not isinstance(hk, str) or not HOST_KEY_RE.match(hk.strip()):
-            raise ConfigError(f"{key}.{addr}", hk,
-                              "an OpenSSH public key line such as 'ssh-ed25519 AAAA...'")
-    return {a: hk.strip() for a, hk in value.items()}
+        entry = f"{key}.{key_segment(addr)}"
+        norm = host_address(entry, addr)
+        if norm in result:
+            raise ConfigError(entry, addr, f"one entry per host ({spelled[norm]!r} is the same address)")
+        result[norm] = _host_key(entry, norm, hk)
+        spelled[norm] = addr
+    return result
+
+
+def _check_cidrs(cluster: "ClusterConfig") -> None:
+    cluster_net = ipaddress.ip_network(cluster.cluster_cidr or RKE2_DEFAULT_CLUSTER_CIDR)
+    service_net = ipaddress.ip_network(cluster.service_cidr or RKE2_DEFAULT_SERVICE_CIDR)
+    if cluster_net.version == service_net.version and cluster_net.overlaps(service_net):
+        key = "cluster.serviceCidr" if cluster.service_cidr else "cluster.clusterCidr"
+        raise ConfigError(key, str(service_net if cluster.service_cidr else cluster_net),
+                          f"a range that does not overlap cluster.clusterCidr {cluster_net} / "
+                          f"cluster.serviceCidr {service_net} (RKE2 defaults 10.42.0.0/16 and 10.43.0.0/16)")
+    if cluster.cluster_dns:
+        dns = ipaddress.ip_address(cluster.cluster_dns)
+        hosts_ok = dns in service_net and dns != service_net.network_address and \
+            (service_net.version == 6 or dns != service_net.broadcast_address)
+        if not hosts_ok:
+            where = "cluster.serviceCidr" if cluster.service_cidr else "RKE2's default service range"
+            raise ConfigError("cluster.clusterDns", cluster.cluster_dns,
+                              f"a host address inside {where} {service_net}")
+
+
+def _check_unique_addresses(servers, agents, lb: LoadBalancerConfig | None) -> None:
+    """No address (normalised, so fd00::11 == fd00:0::11) may belong to two hosts or roles."""
+    owners: dict[str, tuple[str, str]] = {}  # address -> (host identity, key)
+
+    def claim(addr: str | None, host: str, key: str) -> None:
+        if addr is None:
+            return
+        prev = owners.get(addr)
+        if prev is not None and prev[0] != host:
+            raise ConfigError(key, addr, f"an address no other host or role uses ({prev[1]} has it)")
+        owners.setdefault(addr, (host, key))
+
+    for kind, nodes in (("servers", servers), ("agents", agents)):
+        for i, n in enumerate(nodes):
+            claim(n.address, f"{kind}[{i}]", f"{kind}[{i}].address")
+            claim(n.node_ip, f"{kind}[{i}]", f"{kind}[{i}].nodeIp")
+    if lb is not None:
+        claim(lb.address, "loadBalancer", "loadBalancer.address")
+        claim(lb.vip, "loadBalancer.vip", "loadBalancer.vip")
+
+
+def _secret_tops(secret_keys: Iterable[str]) -> set[str]:
+    tops = {k.split(":", 1)[1] if k.startswith(f"{NAMESPACE}:") else k for k in secret_keys}
+    return {t.split(".")[0] for t in tops}
+
+
+def _may_be_secret(key: str, secret_tops: set[str]) -> bool:
+    top = re.split(r"[.\[]", key, maxsplit=1)[0]
+    if top in secret_tops:
+        return True
+    return any(key == s or key.startswith(s + ".") or key.startswith(s + "[") for s in SECRET_KEYS)
 
 
 def parse_config(raw: Mapping[str, Any], secret_keys: Iterable[str] = (), pins: Mapping[str, str] | None = None
                  ) -> StackConfig:
-    """Validates the plain stack config (keys without the namespace) into a StackConfig."""
-    pins = versions.load_pins() if pins is None else pins
-    secret_keys = set(secret_keys)
-    top = _Section("", raw)
-    top.reject_unknown(KNOWN_KEYS[""])
+    """Validates the plain stack config (keys without the namespace) into a StackConfig.
 
-    ssh_s = _Section("ssh", raw.get("ssh"))
-    ssh_s.reject_unknown(KNOWN_KEYS["ssh"])
+    Errors under a key that is a Pulumi secret (or one of SECRET_KEYS) never show the value."""
+    secret_keys = set(secret_keys)
+    secret_tops = _secret_tops(secret_keys)
+    try:
+        return _parse(raw, secret_keys, pins)
+    except ConfigError as e:
+        if e.shown_value and _may_be_secret(e.key, secret_tops):
+            raise e.redacted() from None
+        raise
+
+
+def _parse(raw: Mapping[str, Any], secret_keys: set[str], pins: Mapping[str, str] | None) -> StackConfig:
+    pins = versions.load_pins() if pins is None else pins
+    top = _Section("", raw, KNOWN_KEYS[""])
+    _check_strings("", dict(raw))
+
+    ssh_s = _Section("ssh", raw.get("ssh"), KNOWN_KEYS["ssh"])
     ssh = SshConfig(
-        user=ssh_s.get("user", pattern(re.compile(r"^[a-z_][a-z0-9_-]{0,31}$"), "a Unix user name")),
+        user=ssh_s.get("user", pattern(UNIX_USER_RE, "a Unix user name (lowercase letters, digits, _ and -)")),
         port=ssh_s.get("port", integer(1, 65535)),
         private_key_path=ssh_s.get("privateKeyPath", abs_path_or_home),
         private_key=ssh_s.get("privateKey", non_empty_secret),
         host_keys=ssh_s.get("hostKeys", _host_keys, {}),
     )
     if ssh.private_key and ssh.private_key_path:
-        raise ConfigError("ssh.privateKey", "[secret]", "set ssh.privateKey or ssh.privateKeyPath, not both")
+        raise ConfigError("ssh.privateKey", None, "set ssh.privateKey or ssh.privateKeyPath, not both", secret=True)
 
-    c = _Section("cluster", raw.get("cluster"))
-    c.reject_unknown(KNOWN_KEYS["cluster"])
+    c = _Section("cluster", raw.get("cluster"), KNOWN_KEYS["cluster"])
     hostname = c.get("hostname", dns_name, required=True)
     cluster = ClusterConfig(
         hostname=hostname,
         version=c.get("version", pattern(versions.RKE2_VERSION_RE,
                                          "a pinned RKE2 release vX.Y.Z+rke2rN such as v1.33.5+rke2r1 "
                                          "(channels are not accepted)"), required=True),
-        tls_sans=c.list("tlsSans", san) if "tlsSans" in c.raw else (hostname,),
+        tls_sans=c.list("tlsSans", san) if c.raw.get("tlsSans") is not None else (hostname,),
         cluster_cidr=c.get("clusterCidr", cidr),
         service_cidr=c.get("serviceCidr", cidr),
-        cluster_dns=c.get("clusterDns", ip_literal),
+        cluster_dns=c.get("clusterDns", lambda k, v: ip_literal(k, v, role="cluster DNS")),
         cni=c.get("cni", choice(CNI_CHOICES)),
-        disable=c.list("disable", pattern(re.compile(r"^[a-z0-9][a-z0-9-]*$"),
+        disable=c.list("disable", pattern(re.compile(r"[a-z0-9][a-z0-9-]{0,62}"),
                                           "a bundled component name such as rke2-ingress-nginx")),
         write_kubeconfig_mode=c.get("writeKubeconfigMode",
                                     pattern(MODE_RE, "an octal file mode string such as \"0600\"")),
         mobile=c.get("mobile", boolean),
-        mobile_node_ip=c.get("mobileNodeIp", ip_literal),
+        mobile_node_ip=c.get("mobileNodeIp", _mobile_node_ip),
         mobile_interface=c.get("mobileInterface", choice(MOBILE_INTERFACE_CHOICES)),
-        extra_config=c.get("extraConfig", _extra_config, {}),
-        install_script_url=c.get("installScriptUrl", url),
+        extra_config=c.get("extraConfig", _extra_config("cluster.extraConfig"), {}),
+        agent_extra_config=c.get("agentExtraConfig", _extra_config("cluster.agentExtraConfig"), {}),
+        etcd_s3=c.get("etcdS3", _etcd_s3),
+        install_script_url=c.get("installScriptUrl", url(("https", "file"))),
         artifact_dir=c.get("artifactDir", abs_path),
         retain_on_destroy=c.get("retainOnDestroy", boolean),
         ready_timeout_seconds=c.get("readyTimeoutSeconds", integer(30, 7200)),
         ca=c.get("ca", choice(CA_CHOICES)),
         certificate_rotation=c.get("certificateRotation", pattern(
-            re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$"), "a label such as 2026-11-22 (letters, digits, . _ : -)")),
+            re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,62}"), "a label such as 2026-11-22 (letters, digits, . _ : -)")),
     )
-    if cluster.cluster_dns and cluster.service_cidr and \
-            ipaddress.ip_address(cluster.cluster_dns) not in ipaddress.ip_network(cluster.service_cidr):
-        raise ConfigError("cluster.clusterDns", cluster.cluster_dns,
-                          f"an address inside cluster.serviceCidr {cluster.service_cidr}")
+    _check_cidrs(cluster)
 
     servers = _nodes("servers", raw.get("servers"), required=True)
     agents = _nodes("agents", raw.get("agents"), required=False)
@@ -557,34 +952,52 @@ def parse_config(raw: Mapping[str, Any], secret_keys: Iterable[str] = (), pins: 
 
     lb = None
     if raw.get("loadBalancer") is not None:
-        lb_s = _Section("loadBalancer", raw.get("loadBalancer"))
-        lb_s.reject_unknown(KNOWN_KEYS["loadBalancer"])
+        lb_s = _Section("loadBalancer", raw.get("loadBalancer"), KNOWN_KEYS["loadBalancer"])
         lb = LoadBalancerConfig(
             name=lb_s.get("name", node_name, required=True),
             address=lb_s.get("address", host_address, required=True),
-            vip=lb_s.get("vip", ip_literal),
-            vip_interface=lb_s.get("vipInterface", pattern(re.compile(r"^[a-zA-Z0-9_.-]{1,15}$"),
-                                                           "a network interface name such as eth0"),
+            vip=lb_s.get("vip", lambda k, v: ip_literal(k, v, role="the VIP")),
+            vip_interface=lb_s.get("vipInterface", pattern(INTERFACE_RE, "a network interface name such as eth0"),
                                    "eth0"),
         )
+        if lb.vip is not None and (ipaddress.ip_address(lb.vip).is_loopback or ipaddress.ip_address(lb.vip).is_link_local):
+            raise ConfigError("loadBalancer.vip", lb.vip, "an address the servers and agents can reach "
+                                                          "(not loopback or link-local)")
+        if lb.name in seen:
+            raise ConfigError("loadBalancer.name", lb.name, f"a name no node uses ({seen[lb.name]} has it)")
     if len(servers) > 1 and lb is None:
         raise ConfigError("loadBalancer", None,
                           f"required with more than one server ({len(servers)} configured): "
                           "{name, address, vip?}")
+    _check_unique_addresses(servers, agents, lb)
     if cluster.mobile and (len(servers) > 1 or lb is not None):
         raise ConfigError("cluster.mobile", True,
                           "mobile mode is for a single server only; HA clusters need stable "
                           "node addresses (set cluster.mobile: false)")
+    if cluster.mobile and agents:
+        # The server's node-ip and advertise address become cluster.mobileNodeIp, which exists
+        # only on the server itself: agents would register at an address they cannot route to.
+        raise ConfigError("cluster.mobile", True,
+                          f"mobile mode is for a single server without agents ({len(agents)} configured): "
+                          "the server advertises cluster.mobileNodeIp, which only the server itself can "
+                          "reach (remove the agents or set cluster.mobile: false)")
     if cluster.mobile and servers[0].node_ip:
         raise ConfigError("servers[0].nodeIp", servers[0].node_ip,
                           "unset in mobile mode: node-ip is pinned to cluster.mobileNodeIp")
+
+    ssh_hosts = {n.address for n in (*servers, *agents)} | ({lb.address} if lb else set())
+    for addr in ssh.host_keys:
+        if addr not in ssh_hosts:
+            raise ConfigError(f"ssh.hostKeys.{key_segment(addr)}", addr,
+                              "the address of a server, agent or the load balancer as written in "
+                              "servers[].address, agents[].address or loadBalancer.address "
+                              "(an entry that matches no host would leave that host unverified)")
 
     token_key = f"{NAMESPACE}:token"
     token = top.get("token", non_empty_secret)
     token_is_secret = token is not None and token_key in secret_keys
 
-    cm = _Section("certManager", raw.get("certManager"))
-    cm.reject_unknown(KNOWN_KEYS["certManager"])
+    cm = _Section("certManager", raw.get("certManager"), KNOWN_KEYS["certManager"])
     cert_manager = CertManagerConfig(
         enabled=cm.get("enabled", boolean),
         version=cm.get("version", pattern(versions.CERT_MANAGER_VERSION_RE,
@@ -592,8 +1005,7 @@ def parse_config(raw: Mapping[str, Any], secret_keys: Iterable[str] = (), pins: 
                        pins.get("CERT_MANAGER_VERSION")),
     )
 
-    r = _Section("rancher", raw.get("rancher"))
-    r.reject_unknown(KNOWN_KEYS["rancher"])
+    r = _Section("rancher", raw.get("rancher"), KNOWN_KEYS["rancher"])
     rancher_enabled = r.get("enabled", boolean)
     schedulable = sum(n.schedulable for n in (*servers, *agents))
     rancher = RancherConfig(
@@ -607,7 +1019,7 @@ def parse_config(raw: Mapping[str, Any], secret_keys: Iterable[str] = (), pins: 
         bootstrap_password=r.get("bootstrapPassword", non_empty_secret,
                                  required=rancher_enabled),
         tls_source=r.get("tlsSource", choice(TLS_SOURCES)),
-        repository=r.get("repository", url),
+        repository=r.get("repository", url(("https", "http"))),
         letsencrypt_email=r.get("letsEncryptEmail", pattern(EMAIL_RE, "an e-mail address")),
     )
     if rancher.enabled and rancher.tls_source == "letsEncrypt" and not rancher.letsencrypt_email:
@@ -628,14 +1040,36 @@ def parse_config(raw: Mapping[str, Any], secret_keys: Iterable[str] = (), pins: 
                        rancher=rancher)
 
 
-def abs_path_or_home(key: str, value: Any) -> str:
-    if isinstance(value, str) and value.startswith("~/"):
-        return value
-    return abs_path(key, value)
+def _mobile_node_ip(key: str, value: Any) -> str:
+    ip = ip_literal(key, value, role="the stable node address")
+    addr = ipaddress.ip_address(ip)
+    if addr.is_loopback:
+        raise ConfigError(key, value, "a non-loopback address: etcd peers and pods reach the server there "
+                                      "(the default 10.255.255.1 is held on a dummy interface)")
+    return ip
+
+
+def read_private_key(ssh: SshConfig, *, dry_run: bool) -> tuple[SshConfig, str | None]:
+    """The SSH config with the key file's content in private_key, and a warning when a
+    preview goes on without it. At `up` an unreadable key is a ConfigError (one line)."""
+    if ssh.private_key is not None:
+        return ssh, None
+    path = os.path.expanduser(ssh.private_key_path or "~/.ssh/id_ed25519")
+    try:
+        with open(path, encoding="utf-8") as f:
+            content = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        reason = getattr(e, "strerror", None) or "not a text key file"
+        if dry_run:
+            return replace(ssh, private_key=""), (f"{NAMESPACE}:ssh.privateKeyPath: cannot read {path} ({reason}); "
+                                                  "preview continues, `pulumi up` will need it")
+        raise ConfigError("ssh.privateKeyPath", path, f"a readable private key file ({reason})") from None
+    return replace(ssh, private_key=content), None
 
 
 def load_stack_config() -> StackConfig:
-    """Reads `rke2-rancher:*` from the running Pulumi stack and validates it."""
+    """Reads `rke2-rancher:*` from the running Pulumi stack and validates it, and reads the
+    SSH key file, so that every config problem is reported before anything is registered."""
     import pulumi  # local import: the pure parts of this module stay importable without the SDK
     from pulumi.runtime import config as runtime_config
 
@@ -645,8 +1079,22 @@ def load_stack_config() -> StackConfig:
                if k.startswith(f"{NAMESPACE}:")}
     raw: dict[str, Any] = {}
     for key in sorted(present | set(KNOWN_KEYS[""])):
-        value = cfg.get(key) if key == "token" else cfg.get_object(key)
-        if value is not None:
-            raw[key] = value
+        # cfg.get, not get_object: pulumi's ConfigTypeError would print a non-JSON value
+        # (which may be a secret) in a traceback. A non-JSON value stays a string, which
+        # parse_config then refuses ("an object ..., not a string") without showing it.
+        text = cfg.get(key)
+        if text is None:
+            continue
+        if key == "token":
+            raw[key] = text
+            continue
+        try:
+            raw[key] = json.loads(text)
+        except ValueError:
+            raw[key] = text
     secret = {f"{NAMESPACE}:{k}" for k in raw if pulumi.runtime.is_config_secret(f"{NAMESPACE}:{k}")}
-    return parse_config(raw, secret)
+    stack = parse_config(raw, secret)
+    ssh, warning = read_private_key(stack.ssh, dry_run=pulumi.runtime.is_dry_run())
+    if warning:
+        pulumi.log.warn(warning)
+    return replace(stack, ssh=ssh)

@@ -6,7 +6,6 @@ names the exact step a change touches.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -14,24 +13,18 @@ import pulumi
 from pulumi_command import remote
 
 from . import scripts
-from .config import ConfigError, SshConfig
+from .config import SshConfig, read_private_key
 
 
 def load_private_key(ssh: SshConfig) -> pulumi.Output[str]:
-    """The SSH private key as a secret. A missing key file only warns during preview
-    (preview never connects), so `make preview` works on a machine without the key."""
-    if ssh.private_key:
-        return pulumi.Output.secret(ssh.private_key)
-    path = os.path.expanduser(ssh.private_key_path or "~/.ssh/id_ed25519")
-    try:
-        with open(path) as f:
-            return pulumi.Output.secret(f.read())
-    except OSError as e:
-        if pulumi.runtime.is_dry_run():
-            pulumi.log.warn(f"rke2-rancher:ssh.privateKeyPath: cannot read {path} ({e.strerror}); "
-                            "preview continues, `pulumi up` will need it")
-            return pulumi.Output.secret("")
-        raise ConfigError("ssh.privateKeyPath", path, f"a readable private key file ({e.strerror})") from None
+    """The SSH private key as a secret. load_stack_config has already read a key file (so an
+    unreadable one at `up` is a one-line ConfigError before anything is registered); a
+    missing file only warns during preview (preview never connects)."""
+    if ssh.private_key is None:  # a StackConfig built without load_stack_config (tests)
+        ssh, warning = read_private_key(ssh, dry_run=pulumi.runtime.is_dry_run())
+        if warning:
+            pulumi.log.warn(warning)
+    return pulumi.Output.secret(ssh.private_key or "")
 
 
 @dataclass(frozen=True)

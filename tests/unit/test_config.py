@@ -171,3 +171,171 @@ def test_token_in_plaintext_config_is_recorded_as_such():
 def test_string_booleans_from_the_cli_are_accepted():
     cfg = parse_config(with_changes(RAW, cluster__mobile="true"), SECRETS)
     assert cfg.cluster.mobile is True
+
+
+# -- issue 11: hostile config ------------------------------------------------------------
+
+ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeHostKeyForTests0000000000000000000000"
+# A syntactically real RSA public key blob prefix: "\0\0\0\7ssh-rsa" + exponent.
+RSA = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7vbqajDw4o6gJy8UtmIbkcpnkO3Kwc4qsEnSctNMHrLBKF0EMKZ0sLqvl"
+
+
+@pytest.mark.parametrize("changes, key, words", [
+    # Zone ids: everything after % used to be accepted (quotes, $(), newlines).
+    ({"servers": [{"name": "n1", "address": "fe80::1%eth0"}]}, "servers[0].address", "without a zone id"),
+    ({"cluster__mobileNodeIp": "fd00::1%x'$(id)'"}, "cluster.mobileNodeIp", "without a zone id"),
+    ({"cluster__clusterDns": "10.43.0.10%0"}, "cluster.clusterDns", "IPv4 or IPv6"),
+    ({"cluster__clusterCidr": "fd00::%eth0/64"}, "cluster.clusterCidr", "no zone id"),
+    ({"cluster__tlsSans": ["fe80::1%eth0"]}, "cluster.tlsSans[0]", "without a zone id"),
+    # A trailing newline passed every re.match(...$) check.
+    ({"ssh__user": "root\n"}, "ssh.user", "control characters"),
+    ({"cluster__version": "v1.33.5+rke2r1\n"}, "cluster.version", "control characters"),
+    ({"cluster__writeKubeconfigMode": "0600\n"}, "cluster.writeKubeconfigMode", "control characters"),
+    ({"cluster__certificateRotation": "x\n"}, "cluster.certificateRotation", "control characters"),
+    ({"rancher__letsEncryptEmail": "a@b.example\n"}, "rancher.letsEncryptEmail", "control characters"),
+    ({"cluster__installScriptUrl": "https://get.rke2.io\n"}, "cluster.installScriptUrl", "control characters"),
+    ({"cluster__hostname": "jjtestserver\x00"}, "cluster.hostname", "NUL"),
+    # Unicode digits match \d: refused.
+    ({"cluster__version": "v1.33.\u0665+rke2r1"}, "cluster.version", "vX.Y.Z+rke2rN"),
+    # Installer: https (or file://) only, no glob syntax for curl.
+    ({"cluster__installScriptUrl": "http://get.rke2.io"}, "cluster.installScriptUrl", "https://"),
+    ({"cluster__installScriptUrl": "https://get.rke2.io/{a,b}"}, "cluster.installScriptUrl", "glob"),
+    ({"cluster__installScriptUrl": "https://user:pw@get.rke2.io/"}, "cluster.installScriptUrl", "https://"),
+    # Networks.
+    ({"cluster__clusterCidr": "10.43.0.0/16"}, "cluster.clusterCidr", "does not overlap"),
+    ({"cluster__clusterCidr": "10.40.0.0/14"}, "cluster.clusterCidr", "does not overlap"),
+    ({"cluster__serviceCidr": "10.50.0.0/16", "cluster__clusterCidr": "10.50.0.0/16"}, "cluster.serviceCidr",
+     "does not overlap"),
+    ({"cluster__clusterDns": "10.44.0.10"}, "cluster.clusterDns", "RKE2's default service range 10.43.0.0/16"),
+    ({"cluster__clusterDns": "10.43.0.0"}, "cluster.clusterDns", "host address"),
+    ({"cluster__mobileNodeIp": "127.0.0.1"}, "cluster.mobileNodeIp", "non-loopback"),
+    ({"cluster__mobileNodeIp": "::1"}, "cluster.mobileNodeIp", "non-loopback"),
+    ({"cluster__mobileNodeIp": "0.0.0.0"}, "cluster.mobileNodeIp", "unicast"),
+    ({"cluster__mobileNodeIp": "::ffff:10.0.0.1"}, "cluster.mobileNodeIp", "plain IPv4 form 10.0.0.1"),
+    # extraConfig: keys the program owns and credentials, naming the key to use instead.
+    ({"cluster__extraConfig": {"data-dir": "/x"}}, "cluster.extraConfig.data-dir", "manages it"),
+    ({"cluster__extraConfig": {"write-kubeconfig": "/x"}}, "cluster.extraConfig.write-kubeconfig", "manages it"),
+    ({"cluster__extraConfig": {"supervisor-port": 1}}, "cluster.extraConfig.supervisor-port", "manages it"),
+    ({"cluster__extraConfig": {"https-listen-port": 1}}, "cluster.extraConfig.https-listen-port", "manages it"),
+    ({"cluster__extraConfig": {"cluster-reset": True}}, "cluster.extraConfig.cluster-reset", "manages it"),
+    ({"cluster__extraConfig": {"server": "https://x:9345"}}, "cluster.extraConfig.server", "use loadBalancer"),
+    ({"cluster__extraConfig": {"agent-token": "s3cr3t"}}, "cluster.extraConfig.agent-token", "use token"),
+    ({"cluster__extraConfig": {"etcd-s3-secret-key": "s3cr3t"}}, "cluster.extraConfig.etcd-s3-secret-key",
+     "cluster.etcdS3.secretKey"),
+    ({"cluster__extraConfig": {"etcd-s3-access-key": "AKIA"}}, "cluster.extraConfig.etcd-s3-access-key",
+     "cluster.etcdS3.accessKey"),
+    ({"cluster__extraConfig": {"etcd-s3-secret-keys": "s3cr3t"}}, "cluster.extraConfig.etcd-s3-secret-keys",
+     "looks like a credential"),
+    ({"cluster__extraConfig": {"kubelet-arg": {"a": 1}}}, "cluster.extraConfig.kubelet-arg", "no objects"),
+    ({"cluster__extraConfig": {"Bad Key": 1}}, 'cluster.extraConfig."Bad Key"', "RKE2 config.yaml key"),
+    ({"cluster__agentExtraConfig": {"token": "x"}}, "cluster.agentExtraConfig.token", "manages it"),
+    ({"cluster__etcdS3": {"accessKey": "AKIA"}}, "cluster.etcdS3.secretKey", "required"),
+    ({"cluster__etcdS3": {"accessKey": "a", "secretKey": "b", "bucket": "c"}}, "cluster.etcdS3.bucket",
+     "not a known key"),
+    # Mobile mode with agents: they would be told to reach the unroutable stable address.
+    ({"agents": [{"name": "a1", "address": "10.0.0.21"}]}, "cluster.mobile", "without agents"),
+    # Host keys.
+    ({"ssh__hostKeys": {"jjtestserve": ED25519}}, "ssh.hostKeys.jjtestserve", "matches no host"),
+    ({"ssh__hostKeys": {"jjtestserver": RSA}}, "ssh.hostKeys.jjtestserver", "OpenSSH >= 8.8"),
+    ({"ssh__hostKeys": {"jjtestserver": "ssh-ed25519 AAAAB3NzaC1yc2EAAAADAQAB"}}, "ssh.hostKeys.jjtestserver",
+     "whose data is a ssh-ed25519 key"),
+    ({"ssh__hostKeys": {"jjtestserver": ED25519 + "\nssh-ed25519 AAAA"}}, "ssh.hostKeys.jjtestserver",
+     "control characters"),
+    ({"ssh__hostKeys": "jjtestserver"}, "ssh.hostKeys", "not a string"),
+    # Sections that are not objects, huge lists.
+    ({"rancher": "pw"}, "rancher", "an object"),
+    ({"servers": "jjtestserver"}, "servers", "a list"),
+    ({"servers": ["jjtestserver"]}, "servers[0]", "an object"),
+    ({"cluster__tlsSans": ["a.example"] * 300}, "cluster.tlsSans", "at most 256"),
+])
+def test_hostile_values_are_refused(changes, key, words):
+    with pytest.raises(ConfigError) as err:
+        parse_config(with_changes(RAW, **changes), SECRETS)
+    message = str(err.value)
+    assert err.value.key == key, message
+    assert message.startswith(f"rke2-rancher:{key}: "), message
+    assert words in message, message
+    assert "\n" not in message, message
+
+
+@pytest.mark.parametrize("changes, key, words", [
+    ({"servers": [{"name": "a", "address": "10.20.0.11"}, {"name": "b", "address": "10.20.0.11"},
+                  {"name": "c", "address": "10.20.0.13"}]}, "servers[1].address", "servers[0].address has it"),
+    ({"servers": [{"name": "a", "address": "fd00::11"}, {"name": "b", "address": "fd00:0::11"},
+                  {"name": "c", "address": "fd00::13"}]}, "servers[1].address", "servers[0].address has it"),
+    ({"agents": [{"name": "a1", "address": "10.20.0.12"}]}, "agents[0].address", "servers[1].address has it"),
+    ({"agents": [{"name": "a1", "address": "10.20.0.21", "nodeIp": "10.20.0.13"}]}, "agents[0].nodeIp",
+     "servers[2].address has it"),
+    ({"loadBalancer__address": "10.20.0.11"}, "loadBalancer.address", "servers[0].address has it"),
+    ({"loadBalancer__address": "10.20.0.100"}, "loadBalancer.vip", "loadBalancer.address has it"),
+    ({"loadBalancer__vip": "10.20.0.21"}, "loadBalancer.vip", "agents[0].address has it"),
+    ({"loadBalancer__vip": "127.0.0.1"}, "loadBalancer.vip", "not loopback"),
+    ({"loadBalancer__vip": "fd00::1%eth0"}, "loadBalancer.vip", "zone id"),
+    ({"loadBalancer__vipInterface": "eth0\n"}, "loadBalancer.vipInterface", "control characters"),
+    ({"loadBalancer__name": "rke2-server-1"}, "loadBalancer.name", "no node uses"),
+    ({"cluster__mobile": True, "loadBalancer": DELETE, "servers": [{"name": "s", "address": "10.0.0.1"}]},
+     "cluster.mobile", "without agents"),
+    ({"ssh__hostKeys": {"10.20.0.11": ED25519, "10.20.0.011": ED25519}}, "ssh.hostKeys.10.20.0.011", "valid IP address"),
+    ({"ssh__hostKeys": {"10.20.0.11": ED25519, "::ffff:10.20.0.11": ED25519}}, "ssh.hostKeys.::ffff:10.20.0.11",
+     "plain IPv4 form"),
+])
+def test_duplicate_and_overlapping_addresses(changes, key, words):
+    with pytest.raises(ConfigError) as err:
+        parse_config(with_changes(HA_RAW, **changes), HA_SECRETS - {"rke2-rancher:ssh"})
+    assert err.value.key == key and words in str(err.value), str(err.value)
+
+
+def test_addresses_are_normalised_once_and_host_keys_follow():
+    raw = with_changes(HA_RAW, servers=[{"name": "a", "address": "FD00:0::11"}, {"name": "b", "address": "fd00::12"},
+                                         {"name": "c", "address": "fd00::13", "nodeIp": "FD00::0013"}],
+                       loadBalancer__vip="fd00:0:0::100", ssh__hostKeys={"fd00:0::11": ED25519})
+    cfg = parse_config(raw, HA_SECRETS)
+    assert [s.address for s in cfg.servers] == ["fd00::11", "fd00::12", "fd00::13"]
+    assert cfg.servers[2].node_ip == "fd00::13" and cfg.load_balancer.vip == "fd00::100"
+    assert dict(cfg.ssh.host_keys) == {"fd00::11": ED25519}
+    with pytest.raises(ConfigError, match="one entry per host"):
+        parse_config(with_changes(raw, ssh__hostKeys={"fd00::11": ED25519, "FD00:0::11": ED25519}), HA_SECRETS)
+
+
+SECRET = "hunter2-very-secret-value"
+
+
+@pytest.mark.parametrize("changes", [
+    {"ssh__privatekey": SECRET},                        # misspelt secret key
+    {"rancher__bootstrapPasword": SECRET},
+    {"rancher": SECRET},                                # section given as a plain string
+    {"ssh": SECRET + "\n-----END-----"},
+    {"tokn": SECRET},                                   # misspelt top-level secret
+    {"cluster__etcdS3": SECRET},
+    {"cluster__etcdS3": {"accessKey": "a", "secretKey": "b", "secretkey": SECRET}},
+    {"cluster__extraConfig": {"etcd-s3-secret-key": SECRET}},
+    {"cluster__extraConfig": {"datastore-endpoint": f"postgres://u:{SECRET}@db"}},
+    {"cluster__extraConfig": SECRET},
+    {"token": SECRET + "\x00"},
+    {"servers": [{"name": "jjtestserver", "address": "jjtestserver", "password": SECRET}]},
+])
+def test_errors_never_show_a_value_that_may_be_secret(changes):
+    with pytest.raises(ConfigError) as err:
+        parse_config(with_changes(RAW, **changes), set())  # even when nothing is marked secret
+    assert SECRET not in str(err.value), str(err.value)
+    assert "hunter2" not in str(err.value)
+
+
+def test_values_under_a_secret_top_level_key_are_hidden():
+    raw = with_changes(RAW, cluster__hostname="bad host hunter2-very-secret-value")
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw, SECRETS | {"rke2-rancher:cluster"})
+    assert err.value.key == "cluster.hostname" and "[secret]" in str(err.value)
+    assert "hunter2" not in str(err.value)
+    with pytest.raises(ConfigError) as err:  # not secret: the value is shown
+        parse_config(raw, SECRETS - {"rke2-rancher:cluster"})
+    assert "hunter2" in str(err.value)
+
+
+def test_etcd_s3_credentials_and_agent_extra_config():
+    raw = with_changes(HA_RAW, cluster__etcdS3={"accessKey": "AKIA", "secretKey": "s3cr3t"},
+                       cluster__extraConfig={"etcd-s3": True, "etcd-s3-bucket": "b", "profile": "cis"},
+                       cluster__agentExtraConfig={"kubelet-arg": ["max-pods=200"]})
+    cfg = parse_config(raw, HA_SECRETS)
+    assert cfg.cluster.etcd_s3.secret_key == "s3cr3t" and "s3cr3t" not in repr(cfg)
+    assert cfg.cluster.agent_extra_config == {"kubelet-arg": ["max-pods=200"]}
