@@ -31,7 +31,10 @@ class HALoadBalancer(pulumi.ComponentResource):
         props = {
             "name": lb.name, "address": lb.address, "vip": lb.vip,
             "registrationAddress": render.registration_url(stack), "backends": backends,
-            "ports": [render.SUPERVISOR_PORT, render.API_PORT],
+            "ports": [render.SUPERVISOR_PORT, render.API_PORT,
+                      *(render.INGRESS_PORTS if render.ingress_nodes(stack) else ())],
+            "ingressBackends": [f"{n.name}={render.lb_backend_address(stack, n)}"
+                                for n in render.ingress_nodes(stack)],
             "hostKeyVerified": args.host.host_key_verified,
         }
         super().__init__("rke2:index:HALoadBalancer", name, props, opts)

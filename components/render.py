@@ -8,20 +8,25 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import re
 from typing import Any
 
 import yaml
 
-from .config import NodeConfig, StackConfig, is_ip
+from .config import NODE_WIDE_RKE2_KEYS, EtcdS3Credentials, NodeConfig, StackConfig, is_ip, url_host
 
 SERVER_CONFIG_PATH = "/etc/rancher/rke2/config.yaml"
 # The join token lives in a drop-in of its own so config.yaml carries no secret and its
 # diff stays readable in `pulumi preview --diff`.
 TOKEN_CONFIG_PATH = "/etc/rancher/rke2/config.yaml.d/50-rke2-rancher-token.yaml"
+# The etcd S3 credentials (cluster.etcdS3), likewise a 0600 drop-in from a secret input.
+ETCD_S3_CONFIG_PATH = "/etc/rancher/rke2/config.yaml.d/60-rke2-rancher-etcd-s3.yaml"
 KUBECONFIG_PATH = "/etc/rancher/rke2/rke2.yaml"
 TOKEN_PATH = "/var/lib/rancher/rke2/server/token"
 SUPERVISOR_PORT = 9345
 API_PORT = 6443
+# The bundled ingress controller's host ports (rke2-ingress-nginx / rke2-traefik DaemonSet).
+INGRESS_PORTS = (80, 443)
 
 
 def tls_sans(stack: StackConfig) -> list[str]:
@@ -53,11 +58,12 @@ def openssl_san_form(name: str) -> str:
 
 
 def registration_url(stack: StackConfig) -> str:
-    return f"https://{stack.registration_host}:{SUPERVISOR_PORT}"
+    """https://<registration host>:9345, an IPv6 address in brackets (RKE2 and curl need them)."""
+    return f"https://{url_host(stack.registration_host)}:{SUPERVISOR_PORT}"
 
 
 def api_endpoint(stack: StackConfig) -> str:
-    return f"https://{stack.cluster.hostname}:{API_PORT}"
+    return f"https://{url_host(stack.cluster.hostname)}:{API_PORT}"
 
 
 def node_ip(stack: StackConfig, node: NodeConfig) -> str | None:
@@ -102,9 +108,21 @@ def server_config(stack: StackConfig, index: int) -> dict[str, Any]:
 
 
 def agent_config(stack: StackConfig, index: int) -> dict[str, Any]:
+    """config.yaml of agents[index]: the join address, the node's own keys, the node-wide keys of
+    cluster.extraConfig (RKE2 reads them on every node), then cluster.agentExtraConfig."""
     cfg: dict[str, Any] = {"server": registration_url(stack)}
     cfg.update(_node_keys(stack, stack.agents[index]))
+    extra = stack.cluster.extra_config
+    for key in extra:
+        if key.rstrip("+") in NODE_WIDE_RKE2_KEYS and not _sets(stack.cluster.agent_extra_config, key):
+            cfg[key] = extra[key]
+    cfg.update(stack.cluster.agent_extra_config)
     return cfg
+
+
+def _sets(config: Any, key: str) -> bool:
+    base = key.rstrip("+")
+    return base in config or f"{base}+" in config
 
 
 def to_yaml(data: dict[str, Any]) -> str:
@@ -114,6 +132,15 @@ def to_yaml(data: dict[str, Any]) -> str:
 
 def token_yaml(token: str) -> str:
     return yaml.safe_dump({"token": token}, default_flow_style=False)
+
+
+def etcd_s3_yaml(creds: EtcdS3Credentials) -> str:
+    """The etcd S3 credential drop-in (secret): only the credential keys; bucket, endpoint and
+    schedule stay in cluster.extraConfig."""
+    data = {"etcd-s3-access-key": creds.access_key, "etcd-s3-secret-key": creds.secret_key}
+    if creds.session_token:
+        data["etcd-s3-session-token"] = creds.session_token
+    return yaml.safe_dump(data, default_flow_style=False)
 
 
 def restart_fingerprint(cfg: dict[str, Any]) -> str:
@@ -152,12 +179,49 @@ def kubeconfig_ca_pem(kubeconfig: str) -> str:
 
 
 def lb_backend_address(stack: StackConfig, node: NodeConfig) -> str:
-    """Where the load balancer reaches a server: its pinned node IP, else its SSH address."""
+    """Where the load balancer reaches a node: its pinned node IP, else its SSH address."""
     return node.node_ip or node.address
 
 
+def ingress_nodes(stack: StackConfig) -> list[NodeConfig]:
+    """Nodes that run RKE2's bundled ingress controller: it is a DaemonSet with host ports
+    80/443 on every node that takes ordinary workloads, servers and agents alike (a server
+    tainted NoSchedule/NoExecute gets none). Empty when the bundled ingress is disabled."""
+    if not stack.cluster.ingress_enabled:
+        return []
+    return [n for n in (*stack.servers, *stack.agents) if n.schedulable]
+
+
+# Every token pasted into haproxy.cfg / keepalived.conf: config.py validated these values;
+# this re-check makes sure nothing else (a space, a newline, a '#') can ever reach the file.
+_SAFE_TOKEN_RE = re.compile(r"[A-Za-z0-9._:\[\]/-]{1,253}", re.ASCII)
+
+
+def _safe(value: str) -> str:
+    if not isinstance(value, str) or not _SAFE_TOKEN_RE.fullmatch(value):
+        raise ValueError(f"refusing to write {value!r} into a daemon's config file")
+    return value
+
+
+def _backend(name: str, nodes: list[NodeConfig], stack: StackConfig, port: int) -> list[str]:
+    return [
+        f"frontend {name}",
+        f"    bind :{port}",
+        f"    default_backend {name}",
+        "",
+        f"backend {name}",
+        "    balance roundrobin",
+        "    option tcp-check",
+        "    default-server inter 2s fall 3 rise 2",
+        *(f"    server {_safe(n.name)} {_safe(url_host(lb_backend_address(stack, n)))}:{port} check"
+          for n in nodes),
+        "",
+    ]
+
+
 def haproxy_cfg(stack: StackConfig) -> str:
-    """HAProxy config: TCP frontends 9345 and 6443 to every server, with health checks."""
+    """HAProxy config, all TCP: 9345 and 6443 to every server; 80 and 443 to every node that
+    runs the bundled ingress, so Rancher's hostname can point at the load balancer (or VIP)."""
     lines = [
         "# Managed by rke2-rancher (Pulumi). Local edits are overwritten on the next `pulumi up`.",
         "global",
@@ -174,25 +238,19 @@ def haproxy_cfg(stack: StackConfig) -> str:
         "",
     ]
     for port, label in ((SUPERVISOR_PORT, "rke2-supervisor"), (API_PORT, "kube-apiserver")):
-        lines += [
-            f"frontend {label}",
-            f"    bind :{port}",
-            f"    default_backend {label}",
-            "",
-            f"backend {label}",
-            "    balance roundrobin",
-            "    option tcp-check",
-            "    default-server inter 2s fall 3 rise 2",
-        ]
-        lines += [f"    server {n.name} {lb_backend_address(stack, n)}:{port} check" for n in stack.servers]
-        lines.append("")
+        lines += _backend(label, list(stack.servers), stack, port)
+    ingress = ingress_nodes(stack)
+    if ingress:
+        for port, label in zip(INGRESS_PORTS, ("ingress-http", "ingress-https")):
+            lines += _backend(label, ingress, stack, port)
     return "\n".join(lines)
 
 
 def keepalived_conf(stack: StackConfig) -> str:
     """keepalived config holding the VIP on the load balancer (single LB: MASTER)."""
     lb = stack.load_balancer
-    assert lb is not None and lb.vip
+    if lb is None or not lb.vip:
+        raise ValueError("keepalived_conf needs loadBalancer.vip")
     return "\n".join([
         "# Managed by rke2-rancher (Pulumi).",
         "global_defs {",
@@ -207,12 +265,12 @@ def keepalived_conf(stack: StackConfig) -> str:
         "",
         "vrrp_instance rke2_vip {",
         "    state MASTER",
-        f"    interface {lb.vip_interface}",
+        f"    interface {_safe(lb.vip_interface)}",
         "    virtual_router_id 51",
         "    priority 100",
         "    advert_int 1",
         "    virtual_ipaddress {",
-        f"        {lb.vip}",
+        f"        {_safe(lb.vip)}",
         "    }",
         "    track_process {",
         "        track_haproxy",

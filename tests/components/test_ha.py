@@ -49,7 +49,13 @@ def test_lb_backends_are_all_servers(ha):
     props = ha.by_name("rke2-lb").raw_inputs
     assert props["backends"] == ["rke2-server-1=10.20.0.11", "rke2-server-2=10.20.0.12", "rke2-server-3=10.20.0.13"]
     cfg = ha.by_name("rke2-lb-haproxy").input("stdin")
-    assert cfg.count("server rke2-server-") == 6
+    for port in (9345, 6443):
+        assert sorted(line.split()[1] for line in cfg.splitlines() if line.endswith(f":{port} check")) == SERVERS
+    # RKE2's bundled ingress-nginx is a DaemonSet on every schedulable node: servers and agents.
+    for port in (80, 443):
+        assert sorted(line.split()[1] for line in cfg.splitlines() if line.endswith(f":{port} check")) == \
+            sorted(SERVERS + AGENTS)
+    assert ha.by_name("rke2-lb").raw_inputs["ports"] == [9345, 6443, 80, 443]
 
 
 def test_adding_a_server_changes_only_lb_backends_and_the_new_server(ha):
