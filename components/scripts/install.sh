@@ -1,5 +1,6 @@
 # Installs the pinned RKE2 release unless it is already there. Does not start it.
 # In: RKE2_VERSION, RKE2_TYPE (server|agent), INSTALL_SCRIPT_URL, ARTIFACT_DIR (may be empty).
+# curl -g: no URL globbing ({a,b} and [1-9] in the URL are literal).
 if bin=$(rke2_bin rke2) && [ "$("$bin" --version 2>/dev/null | awk 'NR == 1 { print $3 }')" = "$RKE2_VERSION" ]; then
   log "RKE2 $RKE2_VERSION already installed ($bin)"
   echo unchanged
@@ -9,7 +10,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 log "fetching the installer from $INSTALL_SCRIPT_URL"
 if command -v curl >/dev/null 2>&1; then
-  curl -sfL --retry 3 -o "$work/install.sh" "$INSTALL_SCRIPT_URL" || fail "could not fetch $INSTALL_SCRIPT_URL"
+  curl -gsfL --retry 3 -o "$work/install.sh" "$INSTALL_SCRIPT_URL" || fail "could not fetch $INSTALL_SCRIPT_URL"
 elif command -v wget >/dev/null 2>&1; then
   wget -qO "$work/install.sh" "$INSTALL_SCRIPT_URL" || fail "could not fetch $INSTALL_SCRIPT_URL"
 else
