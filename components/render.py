@@ -150,6 +150,11 @@ def restart_fingerprint(cfg: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def secret_fingerprint(text: str) -> str:
+    """A restart trigger for a secret drop-in; callers keep it a secret Output too."""
+    return hashlib.sha256(b"rke2-rancher-secret-drop-in\0" + text.encode()).hexdigest()[:16]
+
+
 def rewrite_kubeconfig(text: str, server_url: str, name: str) -> str:
     """Points RKE2's rke2.yaml at the cluster hostname and names its entries after the cluster."""
     doc = yaml.safe_load(text)

@@ -80,6 +80,12 @@ class RKE2Server(pulumi.ComponentResource):
             place_ca = step(f"{name}-ca", host, "place-ca.sh",
                             stdin=pulumi.Output.secret(args.ca_files).apply(identity.encode_files),
                             secret_output=True, opts=after(preflight))
+        etcd_s3 = None
+        if cluster.etcd_s3 is not None:
+            # cluster.etcdS3: the credentials in their own 0600 drop-in from a secret input.
+            etcd_s3 = file_step(f"{name}-etcd-s3", host, render.ETCD_S3_CONFIG_PATH,
+                                pulumi.Output.secret(render.etcd_s3_yaml(cluster.etcd_s3)),
+                                opts=after(preflight), secret=True)
         install = install_step(name, host, cluster, "server", opts=after(config))
         join_guard = None
         if i == 0 and len(stack.servers) > 1:
@@ -93,8 +99,10 @@ class RKE2Server(pulumi.ComponentResource):
                     "SINGLE_SERVER": int(len(stack.servers) == 1)},
             update_values={"ACTION": "ensure"},
             # A new version or a changed config (other than tls-san) takes effect on restart.
-            triggers=[cluster.version, render.restart_fingerprint(cfg)],
-            opts=after(install, config, token_file, stable_ip, join_guard, place_ca, *args.join_after))
+            triggers=[cluster.version, render.restart_fingerprint(cfg),
+                      *([pulumi.Output.secret(render.secret_fingerprint(render.etcd_s3_yaml(cluster.etcd_s3)))]
+                        if cluster.etcd_s3 is not None else [])],
+            opts=after(install, config, token_file, etcd_s3, stable_ip, join_guard, place_ca, *args.join_after))
         san_refresh = step(f"{name}-san-refresh", host, "san-refresh.sh",
                            values={"TIMEOUT": cluster.ready_timeout_seconds,
                                    "BUILTIN_SANS": "\n".join(builtin_sans(cfg)),

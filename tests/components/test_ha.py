@@ -118,3 +118,33 @@ def test_first_server_guards_against_founding_a_second_cluster(ha):
     assert ha.depends_on("rke2-server-1-service", "rke2-server-1-join-guard")
     assert ha.depends_on("rke2-server-1-join-guard", "rke2-server-1-token")
     assert "rke2-server-2-join-guard" not in ha.names()
+
+
+def test_etcd_s3_credentials_go_to_a_secret_drop_in_on_every_server():
+    secret_key = "etcd-s3-secret-value-0123"
+    raw = with_changes(RAW, cluster__etcdS3={"accessKey": "AKIAEXAMPLE", "secretKey": secret_key},
+                       cluster__extraConfig={"etcd-s3": True, "etcd-s3-bucket": "snapshots"})
+    ev = evaluate(raw, SECRETS | {"rke2-rancher:cluster"})
+    for s in SERVERS:
+        step = ev.by_name(f"{s}-etcd-s3")
+        assert "stdin" in step.secret_paths()
+        assert "60-rke2-rancher-etcd-s3.yaml" in step.input("create")
+        assert f"etcd-s3-secret-key: {secret_key}" in step.input("stdin")
+        assert ev.depends_on(f"{s}-service", f"{s}-etcd-s3")
+        config = ev.by_name(f"{s}-config").input("stdin")
+        assert "etcd-s3-bucket: snapshots" in config and secret_key not in config
+    assert "rke2-agent-1-etcd-s3" not in ev.names()
+    for reg in ev.registrations:
+        visible = plaintext_outside_secrets(reg.raw_inputs)
+        assert secret_key not in visible and "AKIAEXAMPLE" not in visible, reg.urn
+
+
+def test_agents_get_agent_extra_config_and_the_node_wide_keys():
+    raw = with_changes(RAW, cluster__extraConfig={"profile": "cis", "system-default-registry": "reg.example",
+                                                  "etcd-snapshot-retention": 7},
+                       cluster__agentExtraConfig={"kubelet-arg": ["max-pods=200"], "profile": "cis"})
+    ev = evaluate(raw, SECRETS)
+    agent = ev.by_name("rke2-agent-1-config").input("stdin")
+    assert "system-default-registry: reg.example" in agent and "max-pods=200" in agent
+    assert "profile: cis" in agent and "etcd-snapshot-retention" not in agent
+    assert "max-pods=200" not in ev.by_name("rke2-server-1-config").input("stdin")
