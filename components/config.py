@@ -939,6 +939,9 @@ def _parse(raw: Mapping[str, Any], secret_keys: set[str], pins: Mapping[str, str
         certificate_rotation=c.get("certificateRotation", pattern(
             re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,62}"), "a label such as 2026-11-22 (letters, digits, . _ : -)")),
     )
+    if cluster.etcd_s3 is not None and f"{NAMESPACE}:cluster" not in secret_keys:
+        raise ConfigError("cluster.etcdS3", None, "a secret: set it with `pulumi config set --secret --path "
+                          f"{NAMESPACE}:cluster.etcdS3.secretKey ...` (and accessKey)", secret=True)
     _check_cidrs(cluster)
 
     servers = _nodes("servers", raw.get("servers"), required=True)

@@ -336,6 +336,33 @@ def test_etcd_s3_credentials_and_agent_extra_config():
     raw = with_changes(HA_RAW, cluster__etcdS3={"accessKey": "AKIA", "secretKey": "s3cr3t"},
                        cluster__extraConfig={"etcd-s3": True, "etcd-s3-bucket": "b", "profile": "cis"},
                        cluster__agentExtraConfig={"kubelet-arg": ["max-pods=200"]})
-    cfg = parse_config(raw, HA_SECRETS)
+    cfg = parse_config(raw, HA_SECRETS | {"rke2-rancher:cluster"})
     assert cfg.cluster.etcd_s3.secret_key == "s3cr3t" and "s3cr3t" not in repr(cfg)
+    with pytest.raises(ConfigError, match="cluster.etcdS3: \\[secret\\] .*--secret"):
+        parse_config(raw, HA_SECRETS - {"rke2-rancher:cluster"})
     assert cfg.cluster.agent_extra_config == {"kubelet-arg": ["max-pods=200"]}
+
+
+def _key_line(kind: str) -> str:
+    import base64
+    blob = len(kind).to_bytes(4, "big") + kind.encode() + b"\x00" * 40
+    return f"{kind} {base64.b64encode(blob).decode()}"
+
+
+@pytest.mark.parametrize("kind", ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
+                                  "ecdsa-sha2-nistp521", "ssh-rsa"])
+def test_rsa_host_keys_are_refused_naming_the_host(kind):
+    """Upstream: pulumi/pulumi-command v1.2.1 provider/pkg/provider/remote/connection.go,
+    connectionBase.SSHConfig: with hostKey set, HostKeyAlgorithms = []string{publicKey.Type()},
+    and golang.org/x/crypto's Type() of an RSA key is "ssh-rsa" (the SHA-1 signature
+    algorithm), which OpenSSH 8.8+ no longer accepts by default. So the connection can only
+    work with a key whose wire type is not ssh-rsa."""
+    raw = with_changes(HA_RAW, ssh__hostKeys={"10.20.0.12": _key_line(kind)})
+    unusable = kind == "ssh-rsa"   # the only type for which Type() names a SHA-1 signature
+    if not unusable:
+        assert parse_config(raw, HA_SECRETS - {"rke2-rancher:ssh"}).ssh.host_keys["10.20.0.12"] == _key_line(kind)
+        return
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw, HA_SECRETS - {"rke2-rancher:ssh"})
+    assert err.value.key == "ssh.hostKeys.10.20.0.12"
+    assert "ed25519 or ECDSA host key for 10.20.0.12" in str(err.value)

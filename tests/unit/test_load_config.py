@@ -39,3 +39,66 @@ def test_misspelt_top_level_key_is_reported(runtime_config):
     runtime_config({**raw, "rancer": {"replicas": 1}}, secrets)
     with pytest.raises(ConfigError, match="rke2-rancher:rancer: .* not a known key"):
         load_stack_config()
+
+
+SECRET = "hunter2-private-key-material"
+
+
+@pytest.mark.parametrize("key, text", [
+    ("ssh", SECRET),                       # `pulumi config set rke2-rancher:ssh <key>`: not JSON
+    ("rancher", "{" + SECRET),             # broken JSON
+    ("cluster", '"' + SECRET + '"'),       # JSON, but a string
+    ("servers", "[1, 2"),
+])
+def test_a_section_that_is_not_an_object_is_a_one_line_error(runtime_config, key, text):
+    """pulumi's get_object would raise ConfigTypeError with the raw value (a traceback that
+    prints the secret); the loader reads text and parse_config names the key instead."""
+    raw, secrets = load_stack("dev")
+    pulumi.runtime.set_all_config({**{f"rke2-rancher:{k}": v if isinstance(v, str) else json.dumps(v)
+                                      for k, v in raw.items()}, f"rke2-rancher:{key}": text},
+                                  secret_keys=[])
+    with pytest.raises(ConfigError) as err:
+        load_stack_config()
+    assert err.value.key == key and "\n" not in str(err.value), str(err.value)
+    assert SECRET not in str(err.value)
+
+
+def test_unreadable_key_file_at_up_is_a_config_error(runtime_config, tmp_path, monkeypatch):
+    raw, secrets = load_stack("dev")
+    missing = tmp_path / "no-such-key"
+    raw["ssh"] = {"privateKeyPath": str(missing)}
+    runtime_config(raw, secrets - {"rke2-rancher:ssh"})
+    monkeypatch.setattr(pulumi.runtime, "is_dry_run", lambda: False)
+    with pytest.raises(ConfigError, match=r"rke2-rancher:ssh.privateKeyPath: .* a readable private key file"):
+        load_stack_config()
+    monkeypatch.setattr(pulumi.runtime, "is_dry_run", lambda: True)
+    assert load_stack_config().ssh.private_key == ""  # preview goes on (with a warning)
+    missing.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nk\n-----END OPENSSH PRIVATE KEY-----\n")
+    monkeypatch.setattr(pulumi.runtime, "is_dry_run", lambda: False)
+    assert load_stack_config().ssh.private_key.startswith("-----BEGIN")
+
+
+def test_bad_config_stops_the_program_before_any_registration(tmp_path):
+    """Runs __main__.py itself under mocks (an `up`, not a preview): a bad value, or an
+    unreadable key file, ends with exit 1 and nothing registered."""
+    import runpy
+    from pathlib import Path
+
+    from tests.harness import Mocks, RecordingMonitor
+
+    raw, secrets = load_stack("dev")
+    main = str(Path(__file__).resolve().parents[2] / "__main__.py")
+    for bad in ({**raw, "servers": [{"name": "jjtestserver", "address": "fe80::1%eth0"}]},
+                {**raw, "ssh": {"privateKeyPath": str(tmp_path / "missing")}}):
+        mocks = Mocks()
+        monitor = RecordingMonitor(mocks)
+        pulumi.runtime.set_mocks(mocks, project="rke2-rancher", stack="test", preview=False, monitor=monitor)
+        pulumi.runtime.set_all_config({f"rke2-rancher:{k}": v if isinstance(v, str) else json.dumps(v)
+                                       for k, v in bad.items()}, secret_keys=[])
+        try:
+            with pytest.raises(SystemExit) as exit_:
+                runpy.run_path(main, run_name="__main__")
+            assert exit_.value.code == 1
+            assert monitor.registrations == []
+        finally:
+            pulumi.runtime.set_all_config({}, secret_keys=[])

@@ -114,3 +114,44 @@ def test_haproxy_backends_are_all_servers():
     for port in (6443, 9345):
         for i, ip in enumerate(("10.20.0.11", "10.20.0.12", "10.20.0.13"), 1):
             assert f"server rke2-server-{i} {ip}:{port} check" in cfg
+
+
+def test_ipv6_registration_and_lb_addresses_are_bracketed():
+    raw, secrets = load_stack("ha")
+    cfg = parse_config(with_changes(raw, loadBalancer__vip="FD00:0::100",
+                                    servers=[{"name": f"s{i}", "address": f"fd00::1{i}"} for i in range(3)],
+                                    agents=[]), secrets)
+    assert render.registration_url(cfg) == "https://[fd00::100]:9345"
+    assert render.server_config(cfg, 1)["server"] == "https://[fd00::100]:9345"
+    assert "    server s0 [fd00::10]:6443 check" in render.haproxy_cfg(cfg)
+    assert "        fd00::100\n" in render.keepalived_conf(cfg)
+
+
+def test_ingress_ports_follow_the_bundled_ingress():
+    raw, secrets = load_stack("ha")
+    tainted = [{**s, "taints": ["node-role.kubernetes.io/control-plane=true:NoSchedule"]} for s in raw["servers"]]
+    cfg = parse_config(with_changes(raw, servers=tainted), secrets)
+    assert [n.name for n in render.ingress_nodes(cfg)] == ["rke2-agent-1", "rke2-agent-2"]
+    assert "    server rke2-server-1 10.20.0.11:443 check" not in render.haproxy_cfg(cfg)
+    for disabled in ({"cluster__disable": ["rke2-ingress-nginx"]},
+                     {"cluster__extraConfig": {"ingress-controller": "none"}}):
+        cfg = parse_config(with_changes(raw, **disabled), secrets)
+        assert render.ingress_nodes(cfg) == [] and "bind :443" not in render.haproxy_cfg(cfg)
+
+
+def test_agent_config_node_wide_keys_and_agent_extra_config():
+    raw, secrets = load_stack("ha")
+    cfg = parse_config(with_changes(raw, cluster__extraConfig={"kubelet-arg+": ["a=1"], "selinux": True,
+                                                              "etcd-snapshot-retention": 7},
+                                    cluster__agentExtraConfig={"kubelet-arg": ["b=2"]}), secrets)
+    agent = render.agent_config(cfg, 0)
+    assert agent["selinux"] is True and agent["kubelet-arg"] == ["b=2"]
+    assert "kubelet-arg+" not in agent and "etcd-snapshot-retention" not in agent
+    assert render.server_config(cfg, 0)["kubelet-arg+"] == ["a=1"]
+
+
+def test_etcd_s3_drop_in_holds_only_credentials():
+    from components.config import EtcdS3Credentials
+
+    text = render.etcd_s3_yaml(EtcdS3Credentials("AK", "S'K: #x"))
+    assert yaml.safe_load(text) == {"etcd-s3-access-key": "AK", "etcd-s3-secret-key": "S'K: #x"}
