@@ -24,13 +24,13 @@ import subprocess
 import sys
 import threading
 import time
-import unicodedata
 from pathlib import Path
 
 import grpc
 import pytest
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
+from tests.pulumi_command_rules import failed_command_error, go_quote
 from tests.toolchain.offline.test_command_provider import (  # noqa: F401  (fixtures)
     PROVIDER, SSHD, TYPE, Sshd, check, engine, free_port, keygen, provider, sshd, urn)
 from tests.toolchain.offline.wire import from_struct, secret, to_struct
@@ -424,27 +424,6 @@ def test_host_key_mismatch_is_retried(provider, engine, sshd, tmp_path):
 #    %v", " from signal %v" with status 128+signal when only exit-signal came).
 # ---------------------------------------------------------------------------------
 
-def go_quote(s: str) -> str:
-    """strconv.Quote, written from its documentation: \\a \\b \\f \\n \\r \\t \\v \\\\ \\" escapes;
-    unicode.IsPrint runes (categories L, M, N, P, S and ASCII space) as is; others as \\xNN
-    below 0x80, \\uNNNN, \\UNNNNNNNN."""
-    named = {7: "\\a", 8: "\\b", 12: "\\f", 10: "\\n", 13: "\\r", 9: "\\t", 11: "\\v", 0x22: '\\"', 0x5C: "\\\\"}
-    parts = []
-    for ch in s:
-        code = ord(ch)
-        if code in named:
-            parts.append(named[code])
-        elif ch == " " or unicodedata.category(ch)[0] in "LMNPS":
-            parts.append(ch)
-        elif code < 0x80:
-            parts.append("\\x%02x" % code)
-        elif code <= 0xFFFF:
-            parts.append("\\u%04x" % code)
-        else:
-            parts.append("\\U%08x" % code)
-    return '"' + "".join(parts) + '"'
-
-
 def go_errorf(err: str, cmd: str, out: str, tmp_path: Path) -> str | None:
     """The upstream format string evaluated by Go itself, when a Go toolchain is here."""
     go = shutil.which("go") or ("/usr/local/go/bin/go" if os.path.exists("/usr/local/go/bin/go") else None)
@@ -464,7 +443,7 @@ ODD_COMMAND = "printf 'out \\tone\\n'; sleep 0.2; echo \"err \\\"é\\\" \u00a0x\
 
 def test_failed_command_error_carries_command_and_output(provider, sshd, tmp_path):
     expected_out = 'out \tone\nerr "é" \u00a0x\nlast\n'
-    expected = f"Process exited with status 7: running {go_quote(ODD_COMMAND)}:\n{expected_out}"
+    expected = failed_command_error(7, ODD_COMMAND, expected_out)
     by_go = go_errorf("Process exited with status 7", ODD_COMMAND, expected_out, tmp_path)
     if by_go is not None:
         assert by_go == expected  # our reading of %q agrees with Go's
@@ -480,7 +459,7 @@ def test_failed_secret_command_is_shown_whole(provider, sshd):
     cmd = "echo TOKEN-abc123; exit 1"
     msg = fail_create(provider, "fail-secret", {"connection": sshd.connection(), "logging": "none",
                                                 "create": secret(cmd), "stdin": secret("x")})
-    assert msg == f"Process exited with status 1: running {go_quote(cmd)}:\nTOKEN-abc123\n"
+    assert msg == failed_command_error(1, cmd, "TOKEN-abc123\n")
 
 
 def test_killed_command_reports_the_signal(provider, sshd):
