@@ -9,15 +9,19 @@ from .config import ClusterConfig
 from .host import HostAccess, step
 
 
-def uninstall_step(name: str, host: HostAccess, cluster: ClusterConfig,
+def uninstall_step(name: str, host: HostAccess, cluster: ClusterConfig, role: str,
                    opts: pulumi.ResourceOptions) -> remote.Command:
     """Created first, deleted last: its delete runs rke2-uninstall.sh (or leaves the host alone
     with retainOnDestroy). Kept apart from the install step so that a version change, an
-    update of the install step, never uninstalls anything."""
+    update of the install step, never uninstalls anything. Its create marks the host with
+    `<name> <role>`; the delete leaves a host marked for another node name or role alone,
+    so renaming a node or moving a host between servers and agents never uninstalls RKE2
+    from the host the stack still manages."""
     retain = int(cluster.retain_on_destroy)
+    values = {"RETAIN": retain, "NODE": name, "ROLE": role}
     return step(f"{name}-uninstall", host, "uninstall.sh",
-                values={"ACTION": "register", "RETAIN": retain},
-                delete_script="uninstall.sh", delete_values={"ACTION": "uninstall", "RETAIN": retain},
+                values={"ACTION": "register", **values},
+                delete_script="uninstall.sh", delete_values={"ACTION": "uninstall", **values},
                 opts=opts)
 
 

@@ -53,7 +53,7 @@ class RKE2Agent(pulumi.ComponentResource):
         def after(*deps: pulumi.Resource | None) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(parent=self, depends_on=[d for d in deps if d is not None])
 
-        uninstall = uninstall_step(name, host, cluster, opts=after())
+        uninstall = uninstall_step(name, host, cluster, "agent", opts=after())
         preflight = step(f"{name}-preflight", host, "preflight.sh",
                          values={"ROLE": "agent", "MIN_DISK_MB": MIN_DISK_MB, "CA_MODE": "agent"}, opts=after(uninstall))
         registration = step(f"{name}-registration-check", host, "registration-check.sh",

@@ -57,7 +57,7 @@ class RKE2Server(pulumi.ComponentResource):
         def after(*deps: pulumi.Resource | None) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(parent=self, depends_on=[d for d in deps if d is not None])
 
-        uninstall = uninstall_step(name, host, cluster, opts=after())
+        uninstall = uninstall_step(name, host, cluster, "server", opts=after())
         preflight = step(f"{name}-preflight", host, "preflight.sh",
                          values={"ROLE": "server", "MIN_DISK_MB": MIN_DISK_MB, "CA_MODE": cluster.ca},
                          opts=after(uninstall))

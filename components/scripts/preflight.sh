@@ -25,6 +25,16 @@ port_is_rke2s() {  # port
   done
   return 1
 }
+# One RKE2 role per host (rancher/rke2 bundle/lib/systemd/system/rke2-server.service has
+# Conflicts=rke2-agent.service): the other role's unit enabled or running means the host is
+# still a node of the other kind.
+other=rke2-agent other_list=agents this_list=servers
+if [ "$ROLE" = agent ]; then other=rke2-server other_list=servers this_list=agents; fi
+other_state=$(systemctl is-active "$other" 2>/dev/null || true)
+if systemctl is-enabled --quiet "$other" 2>/dev/null ||
+   case $other_state in active|activating|reloading) true ;; *) false ;; esac; then
+  note "role: $other is enabled or running on this host, which cannot be an RKE2 server and an agent at once; to move it, remove it from $other_list first (pulumi up uninstalls RKE2 there), then add it to $this_list"
+fi
 if [ "$ROLE" = server ]; then
   for port in 6443 9345; do
     if ss -Htln "sport = :$port" 2>/dev/null | grep -q .; then

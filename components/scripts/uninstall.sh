@@ -1,8 +1,28 @@
-# Removes RKE2 from the host on `pulumi destroy`.
-# In: ACTION (register: the create step, changes nothing; uninstall: the delete step),
-# RETAIN (1: leave the host untouched, cluster.retainOnDestroy).
+# Removes RKE2 from the host on `pulumi destroy` (or when the node leaves the stack).
+# In: ACTION (register: the create step; uninstall: the delete step),
+# RETAIN (1: leave the host untouched, cluster.retainOnDestroy), NODE (the node name),
+# ROLE (server|agent).
+#
+# The create step writes a marker naming the node and role that manage this host. When a
+# node is renamed, or a host moves between servers and agents, the new name's step is
+# created first and the old name's step is deleted at the end of the same update: its
+# delete finds the marker naming another node or role and leaves RKE2 installed.
+marker=/etc/rancher/rke2/rke2-rancher-node
+me="$NODE $ROLE"
 if [ "$ACTION" = register ]; then
+  other=rke2-agent
+  [ "$ROLE" = server ] || other=rke2-server
+  if systemctl is-enabled --quiet "$other" 2>/dev/null; then
+    # preflight refuses this host next; the marker stays with the role the host has.
+    log "$other is enabled here: not marking this host as $me"
+    exit 0
+  fi
+  printf '%s\n' "$me" | write_atomically "$marker" 0644 >/dev/null
   if [ "$RETAIN" = 1 ]; then log "destroy will leave RKE2 on this host"; else log "destroy will run rke2-uninstall.sh"; fi
+  exit 0
+fi
+if [ -f "$marker" ] && [ "$(cat "$marker")" != "$me" ]; then
+  log "this host is now managed as '$(cat "$marker")', not '$me': leaving RKE2 installed"
   exit 0
 fi
 if [ "$RETAIN" = 1 ]; then
@@ -21,4 +41,5 @@ if [ -f /etc/systemd/system/rke2-stable-ip.service ]; then
   rm -rf /etc/systemd/system/rke2-server.service.d/10-rke2-stable-ip.conf
   systemctl daemon-reload || true
 fi
+rm -f "$marker"
 log "uninstalled"

@@ -47,7 +47,7 @@ VALUES: dict[str, dict[str, str | int]] = {
     "service.sh": {"UNIT": "rke2-server", "ACTION": "restart", "TIMEOUT": 600, "SINGLE_SERVER": 1},
     "stable-ip.sh": {"STABLE_IP": "10.254.254.1", "METHOD": "auto"},
     "token.sh": {"DEST": "/etc/rancher/rke2/config.yaml.d/50-rke2-rancher-token.yaml", "MODE": "0600"},
-    "uninstall.sh": {"ACTION": "register", "RETAIN": 0},
+    "uninstall.sh": {"ACTION": "register", "RETAIN": 0, "NODE": "rke2-server-1", "ROLE": "server"},
     "write-file.sh": {"DEST": "/etc/rancher/rke2/config.yaml", "MODE": "0600"},
 }
 

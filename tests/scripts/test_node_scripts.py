@@ -395,13 +395,71 @@ def _installed_server(sb: Sandbox) -> None:
     sb.clear_calls()
 
 
-def test_uninstall_register_changes_nothing(sandbox: Sandbox):
+MARKER = "/etc/rancher/rke2/rke2-rancher-node"
+
+
+def test_uninstall_register_only_marks_the_host(sandbox: Sandbox):
     _installed_server(sandbox)
     before = sandbox.snapshot()
+    res = sandbox.run("uninstall.sh", ACTION="register", RETAIN=0)
+    assert res.returncode == 0, res
+    after = sandbox.snapshot()
+    assert after.pop(MARKER)[3] == b"rke2-server-1 server\n"
+    after.pop("/etc/rancher/rke2")  # directory mtime is not compared, only its mode
+    before.pop("/etc/rancher/rke2")
+    assert after == before
+    assert [c for c in sandbox.calls() if not c.startswith("systemctl is-enabled")] == []
+    # Again (and with retain): unchanged.
+    marked = sandbox.snapshot()
     for retain in (0, 1):
-        res = sandbox.run("uninstall.sh", ACTION="register", RETAIN=retain)
-        assert res.returncode == 0, res
-    assert sandbox.snapshot() == before and sandbox.calls() == []
+        assert sandbox.run("uninstall.sh", ACTION="register", RETAIN=retain).returncode == 0
+    assert sandbox.snapshot() == marked
+
+
+@pytest.mark.parametrize("new_node,new_role", [
+    ("rke2-server-9", "server"),   # the node was renamed
+    ("rke2-server-1", "agent"),    # the host moved from servers to agents (same name)
+])
+def test_uninstall_of_the_old_name_leaves_a_host_marked_for_another(sandbox: Sandbox, new_node, new_role):
+    """Pulumi creates the new name's steps first and deletes the old name's uninstall step at
+    the end of the same update: that delete must leave RKE2 on the host."""
+    _installed_server(sandbox)
+    assert sandbox.run("uninstall.sh", ACTION="register", NODE="rke2-server-1", ROLE="server").returncode == 0
+    assert sandbox.run("uninstall.sh", ACTION="register", NODE=new_node, ROLE=new_role).returncode == 0
+    sandbox.clear_calls()
+    before = sandbox.snapshot()
+    res = sandbox.run("uninstall.sh", ACTION="uninstall", RETAIN=0, NODE="rke2-server-1", ROLE="server")
+    assert res.returncode == 0, res
+    assert f"now managed as '{new_node} {new_role}'" in res.stderr and "leaving RKE2 installed" in res.stderr
+    assert sandbox.snapshot() == before and mutating(sandbox.calls()) == []
+    assert sandbox.exists("/usr/local/bin/rke2")
+
+    # The node that manages it now still uninstalls it on destroy.
+    res = sandbox.run("uninstall.sh", ACTION="uninstall", RETAIN=0, NODE=new_node, ROLE=new_role)
+    assert res.returncode == 0 and "rke2-uninstall.sh " in sandbox.calls(), res
+    assert not sandbox.exists("/usr/local/bin/rke2") and not sandbox.exists(MARKER)
+
+
+def test_uninstall_register_does_not_claim_a_host_running_the_other_role(sandbox: Sandbox):
+    _installed_server(sandbox)
+    assert sandbox.run("uninstall.sh", ACTION="register", NODE="rke2-server-1", ROLE="server").returncode == 0
+    sandbox.write("/stubstate/units/rke2-server.service.enabled", "")
+    res = sandbox.run("uninstall.sh", ACTION="register", NODE="rke2-agent-1", ROLE="agent")
+    assert res.returncode == 0 and "rke2-server is enabled here" in res.stderr, res
+    assert sandbox.read(MARKER) == "rke2-server-1 server\n"
+
+
+def test_preflight_refuses_a_host_of_the_other_role(sandbox: Sandbox):
+    sandbox.write("/stubstate/units/rke2-server.service.enabled", "")
+    res = sandbox.run("preflight.sh", ROLE="agent")
+    assert res.returncode == 1, res
+    assert "role: rke2-server is enabled or running on this host" in res.stderr
+    assert "remove it from servers first" in res.stderr
+    sandbox.write("/stubstate/units/rke2-agent.service.activating", "")
+    sandbox.path("/stubstate/units/rke2-server.service.enabled").unlink()
+    res = sandbox.run("preflight.sh", ROLE="server")
+    assert res.returncode == 1 and "role: rke2-agent is enabled or running" in res.stderr, res
+    assert "remove it from agents first" in res.stderr
 
 
 def test_uninstall_runs_rke2_uninstall_and_removes_stable_ip(sandbox: Sandbox):
