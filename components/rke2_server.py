@@ -8,7 +8,7 @@ from typing import Sequence
 
 import pulumi
 
-from . import identity, kubeconfig, render
+from . import identity, kubeconfig, mobile, render
 from .config import StackConfig
 from .host import HostAccess, step
 from .builtin_sans import builtin_sans
@@ -68,6 +68,11 @@ class RKE2Server(pulumi.ComponentResource):
                                      "METHOD": cluster.mobile_interface}, opts=after(preflight))
         config = file_step(f"{name}-config", host, render.SERVER_CONFIG_PATH, render.to_yaml(cfg),
                            opts=after(preflight))
+        canal_config = None
+        if cluster.mobile and mobile.uses_canal(cfg):
+            # Before the first start, so the canal chart is installed with it (mobile.py).
+            canal_config = file_step(f"{name}-canal-config", host, mobile.CANAL_CONFIG_PATH,
+                                     mobile.canal_config(cluster.mobile_node_ip), opts=after(preflight))
         token_file = None
         if args.token is not None:
             # Refuses a token change on an initialised cluster (see scripts/token.sh).
@@ -102,7 +107,10 @@ class RKE2Server(pulumi.ComponentResource):
             triggers=[cluster.version, render.restart_fingerprint(cfg),
                       *([pulumi.Output.secret(render.secret_fingerprint(render.etcd_s3_yaml(cluster.etcd_s3)))]
                         if cluster.etcd_s3 is not None else [])],
-            opts=after(install, config, token_file, etcd_s3, stable_ip, join_guard, place_ca, *args.join_after))
+            opts=after(install, config, token_file, etcd_s3, stable_ip, canal_config, join_guard, place_ca,
+                       *args.join_after))
+        if cluster.mobile:
+            step(f"{name}-dns-follow", host, "dns-follow.sh", opts=after(service))
         san_refresh = step(f"{name}-san-refresh", host, "san-refresh.sh",
                            values={"TIMEOUT": cluster.ready_timeout_seconds,
                                    "BUILTIN_SANS": "\n".join(builtin_sans(cfg)),

@@ -35,6 +35,11 @@ if script=$(rke2_bin rke2-uninstall.sh); then
 else
   log "rke2-uninstall.sh not found: nothing to uninstall"
 fi
+if [ -f /etc/systemd/system/rke2-dns-follow.path ]; then  # mobile mode: dns-follow.sh
+  systemctl disable --now rke2-dns-follow.path >/dev/null 2>&1 || true
+  rm -f /etc/systemd/system/rke2-dns-follow.path /etc/systemd/system/rke2-dns-follow.service \
+    /usr/local/sbin/rke2-dns-follow
+fi
 if [ -f /etc/systemd/system/rke2-stable-ip.service ]; then
   systemctl disable --now rke2-stable-ip.service >/dev/null 2>&1 || true
   rm -f /etc/systemd/system/rke2-stable-ip.service /usr/local/sbin/rke2-stable-ip

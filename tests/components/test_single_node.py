@@ -3,13 +3,14 @@
 import json
 
 import pytest
+import yaml
 
 from tests.harness import evaluate, plaintext_outside_secrets
 from tests.stacks import SAMPLE_SECRETS, load_stack, with_changes
 
 RAW, SECRETS = load_stack("dev")
-SERVER_STEPS = ["uninstall", "preflight", "stable-ip", "config", "token", "ca", "install", "service",
-                "san-refresh"]
+SERVER_STEPS = ["uninstall", "preflight", "stable-ip", "config", "canal-config", "token", "ca", "install",
+                "service", "dns-follow", "san-refresh"]
 COMMAND = "command:remote:Command"
 
 
@@ -46,6 +47,8 @@ def test_steps_are_children_of_their_component(dev):
     ("jjtestserver-service", "jjtestserver-stable-ip"),
     ("jjtestserver-san-refresh", "jjtestserver-service"),
     ("jjtestserver-ca", "jjtestserver-preflight"),
+    ("jjtestserver-service", "jjtestserver-canal-config"),
+    ("jjtestserver-dns-follow", "jjtestserver-service"),
     ("jjtestserver-service", "jjtestserver-ca"),
     ("jjtestserver-service", "jjtestserver-token"),
     ("cluster", "jjtestserver-san-refresh"),
@@ -165,7 +168,7 @@ def test_version_change_reinstalls_and_restarts(dev):
 
 
 def test_other_config_change_restarts_the_service(dev):
-    changed = evaluate(with_changes(RAW, cluster__cni="calico"), SECRETS)
+    changed = evaluate(with_changes(RAW, cluster__disable=["rke2-metrics-server"]), SECRETS)
     diff = changed_inputs(dev, changed)
     assert diff["jjtestserver-config"] == ["stdin"]
     assert diff["jjtestserver-service"] == ["triggers"]
@@ -227,3 +230,23 @@ def test_rke2_owned_ca_rereads_rke2_yaml_each_quarter_and_exports_its_expiry():
     today = dt.date.today()
     assert read.input("triggers") == [f"{today.year}-Q{(today.month - 1) // 3 + 1}"]
     assert ev.resolved["kubeconfigExpiry"] == FAKE_KUBECONFIG_EXPIRY.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_mobile_server_pins_flannel_and_follows_dns():
+    # docs.rke2.io networking/basic_network_options: flannel's interface is set through a
+    # HelmChartConfig named rke2-canal in kube-system (valuesContent flannel.iface); flannel's
+    # --iface takes an interface name or an address (flannel Documentation/configuration.md).
+    ev = evaluate(RAW, SECRETS)
+    canal = ev.by_name("jjtestserver-canal-config")
+    assert "/var/lib/rancher/rke2/server/manifests/" in canal.input("create")
+    doc = yaml.safe_load(canal.input("stdin"))
+    assert (doc["kind"], doc["metadata"]["name"], doc["metadata"]["namespace"]) == \
+        ("HelmChartConfig", "rke2-canal", "kube-system")
+    stable_ip = RAW["cluster"].get("mobileNodeIp", "10.255.255.1")  # the documented default
+    assert yaml.safe_load(doc["spec"]["valuesContent"]) == {"flannel": {"iface": stable_ip}}
+    assert ev.depends_on("jjtestserver-service", "jjtestserver-canal-config")
+    # Another CNI: no canal config; not mobile: neither step.
+    other = evaluate(with_changes(RAW, cluster__cni="calico"), SECRETS)
+    assert "jjtestserver-canal-config" not in other.names() and "jjtestserver-dns-follow" in other.names()
+    fixed = evaluate(with_changes(RAW, cluster__mobile=False), SECRETS)
+    assert not {"jjtestserver-canal-config", "jjtestserver-dns-follow"} & set(fixed.names())

@@ -31,6 +31,7 @@ KUBECTL = "/var/lib/rancher/rke2/bin/kubectl"
 
 # Representative values for each script, as the components pass them.
 VALUES: dict[str, dict[str, str | int]] = {
+    "dns-follow.sh": {},
     "haproxy.sh": {"PACKAGES": "haproxy keepalived"},
     "install.sh": {"RKE2_VERSION": "v1.33.5+rke2r1", "RKE2_TYPE": "server",
                    "INSTALL_SCRIPT_URL": INSTALL_SCRIPT_URL, "ARTIFACT_DIR": ""},
