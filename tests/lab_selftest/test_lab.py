@@ -284,9 +284,15 @@ def test_san_added_on_restart_and_removed_only_with_the_cert_files(module_lab, r
     # the supervisor certificate comes back from secret kube-system/rke2-serving ...
     ok(host, f"systemctl stop rke2-server && rm {TLS}/dynamic-cert.json && timeout 60 systemctl start rke2-server")
     assert "DNS:extra.example" in lab.served_sans("sanhost", 9345)
-    # ... until that secret goes too
-    ok(host, f"{KUBECTL} -n kube-system delete secret rke2-serving && systemctl stop rke2-server "
+    # ... and a running server re-creates a deleted secret from its cache
+    # (rancher/dynamiclistener storage/kubernetes/controller.go: watch -> saveInK8s) ...
+    ok(host, f"{KUBECTL} -n kube-system delete secret rke2-serving && sleep 2 && systemctl stop rke2-server "
              f"&& rm {TLS}/dynamic-cert.json && timeout 60 systemctl start rke2-server")
+    assert "DNS:extra.example" in lab.served_sans("sanhost", 9345)
+    # ... so it goes only when the secret is deleted while the supervisor is stopped (the API
+    # keeps answering: the unit's KillMode=process leaves the kube-apiserver pod running)
+    ok(host, f"systemctl stop rke2-server && rm {TLS}/dynamic-cert.json "
+             f"&& {KUBECTL} -n kube-system delete secret rke2-serving && timeout 60 systemctl start rke2-server")
     assert "DNS:extra.example" not in lab.served_sans("sanhost", 9345)
     events = [e["event"] for e in host.service_events("rke2-server")]
     assert events.count("restart") == 2
@@ -300,11 +306,15 @@ def test_changed_node_ip_refuses_to_start_until_cluster_reset(module_lab, rke2_a
     host.readdress("10.77.0.44")
     lab.set_host_entry("mover", "10.77.0.44")
     rc, _, _ = host.ssh("timeout 8 systemctl restart rke2-server", timeout=60)
-    assert rc == 124, "start blocks while rke2 fails and restarts, as with Type=notify"
+    assert rc == 124, "start blocks: rke2 keeps retrying and never sends READY=1 (Type=notify)"
     journal = host.journal("rke2-server")
-    assert "not a member of the etcd cluster" in journal
+    # k3s pkg/cluster/managed.go: the process does not exit; it logs and retries every 5 s,
+    # the unit stays activating and the supervisor port stays open.
+    assert journal.count("not a member of the etcd cluster") >= 2, journal[-2000:]
     assert "https://10.77.0.43:2380" in journal and "https://10.77.0.44:2380" in journal
-    assert any(e["event"] == "auto-restart" for e in host.service_events("rke2-server"))
+    assert not any(e["event"] == "auto-restart" for e in host.service_events("rke2-server"))
+    assert ok(host, "systemctl is-active rke2-server || true").strip() == "activating"
+    assert ":9345" in ok(host, "ss -Htln")
     ok(host, "systemctl stop rke2-server")
     out = ok(host, "rke2 server --cluster-reset 2>&1")
     assert "restart without --cluster-reset" in out

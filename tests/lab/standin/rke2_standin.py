@@ -9,15 +9,19 @@ install tooling depends on (see shared/reference/rke2-facts.md):
 - server: CA set under server/tls (created, or used when placed beforehand); API serving
   certificate regenerated only when a wanted name is missing, it expired or is due for
   renewal (so removed SANs stay until the file is deleted); supervisor certificate
-  (dynamic-cert.json, mirrored in secret kube-system/rke2-serving) that only grows;
+  (dynamic-cert.json, merged at start with secret kube-system/rke2-serving, which a running
+  server re-creates from its cache when deleted) that only grows;
+- the API (6443) in a process of its own that, like RKE2's static kube-apiserver pod under
+  the unit's KillMode=process, keeps serving while rke2-server is stopped;
   server/token `K10<k3s hashCA of server-ca.crt>::server:<password>`; rke2.yaml with
   write-kubeconfig-mode; TLS on 6443 (/readyz, /livez, /version, a few /api/v1 paths with
   client-certificate auth) and 9345 (/ping, /cacerts, bootstrap for joiners);
 - joining (server or agent): /cacerts checked against the token's CA hash, bootstrap data
   with the token, critical configuration compared, etcd members admitted one learner at a
   time (others retry); node passwords as RKE2 keeps them;
-- etcd member address recorded at first start; a later start with another node-ip fails
-  with "not a member of the etcd cluster" until `rke2 server --cluster-reset`;
+- etcd member address recorded at first start; a later start with another node-ip logs
+  "not a member of the etcd cluster" every 5 s, never exits, never sends READY=1 and keeps
+  9345 open (as k3s), until `rke2 server --cluster-reset`;
 - sd_notify READY=1 when serving, logs in logrus format to stderr and
   /var/lib/rancher/rke2/standin.log;
 - invoked as `kubectl` (the copy in /var/lib/rancher/rke2/bin), a small kubectl for those
@@ -27,7 +31,9 @@ Shared cluster state ("etcd") is a JSON document each server keeps and pushes to
 members. Placeholders @...@ are filled in by tests/lab/standin/__init__.py:build_artifacts.
 """
 import base64
+import contextlib
 import datetime as dt
+import fcntl
 import glob
 import hashlib
 import hmac
@@ -66,6 +72,7 @@ MEMBER_FILE = f"{ETCD_DIR}/standin-member.json"
 DATASTORE_FILE = f"{ETCD_DIR}/standin-datastore.json"
 LOG_FILE = f"{DATA_DIR}/standin.log"
 HEARTBEAT_S = 10
+NOT_MEMBER_RETRY_S = 5  # k3s pkg/cluster/managed.go retries the etcd test every 5 s
 NODE_GRACE_S = 40  # kube-controller-manager's node-monitor-grace-period
 RENEW_DAYS = 120
 LEARNER_S = float(os.environ.get("RKE2_STANDIN_LEARNER_SECONDS", "3"))
@@ -528,47 +535,87 @@ def fetch_cacerts(url: str, token_hash: str | None) -> str:
 
 # --- the shared cluster state ("etcd") ----------------------------------------------------
 class Store:
+    """The cluster datastore, kept in DATASTORE_FILE. Two processes of a server use it: the
+    supervisor and the API server (which, like RKE2's static kube-apiserver pod, outlives a
+    stop of the unit): every read picks up the other's writes, every write is made under a
+    file lock on the latest content."""
     COLLECTIONS = ("members", "nodes", "secrets")
 
     def __init__(self, data: dict | None = None):
         self.lock = threading.RLock()
         self.changed = threading.Event()
-        self.data = data if data is not None else self._load()
+        self._stamp = None  # the file version self.data holds; None: not yet saved (ours)
+        if data is None:
+            data = self._load() or {}
+        self.data = data
         for c in self.COLLECTIONS:
             self.data.setdefault(c, {})
 
     @staticmethod
-    def _load() -> dict:
+    def _file_stamp():
+        try:
+            st = os.stat(DATASTORE_FILE)
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _load(self) -> dict | None:
         try:
             with open(DATASTORE_FILE) as f:
+                self._stamp = self._file_stamp()
                 return json.load(f)
         except FileNotFoundError:
-            return {}
+            return None
+
+    def _refresh(self) -> None:
+        if self._stamp is not None and self._file_stamp() not in (None, self._stamp):
+            data = self._load()
+            if data is not None:
+                for c in self.COLLECTIONS:
+                    data.setdefault(c, {})
+                self.data = data
+
+    @contextlib.contextmanager
+    def _file_lock(self):
+        os.makedirs(ETCD_DIR, exist_ok=True)
+        with self.lock, open(DATASTORE_FILE + ".lock", "a") as lk:
+            fcntl.flock(lk, fcntl.LOCK_EX)
+            try:
+                self._refresh()
+                yield
+            finally:
+                fcntl.flock(lk, fcntl.LOCK_UN)
 
     def save(self) -> None:
-        with self.lock:
-            write_file(DATASTORE_FILE, json.dumps(self.data, sort_keys=True), 0o600)
+        with self._file_lock():
+            self._save()
+
+    def _save(self) -> None:
+        write_file(DATASTORE_FILE, json.dumps(self.data, sort_keys=True), 0o600)
+        self._stamp = self._file_stamp()
 
     def put(self, coll: str, key: str, record: dict | None) -> None:
-        with self.lock:
+        with self._file_lock():
             rec = {"deleted": True} if record is None else dict(record)
             rec["updated"] = time.time()
             self.data[coll][key] = rec
-            self.save()
+            self._save()
         self.changed.set()
 
     def get(self, coll: str, key: str):
         with self.lock:
+            self._refresh()
             rec = self.data[coll].get(key)
             return None if rec is None or rec.get("deleted") else dict(rec)
 
     def items(self, coll: str) -> list:
         with self.lock:
+            self._refresh()
             return [(k, dict(v)) for k, v in sorted(self.data[coll].items())
                     if not v.get("deleted")]
 
     def merge(self, other: dict) -> bool:
-        with self.lock:
+        with self._file_lock():
             if other.get("cluster_id") != self.data.get("cluster_id"):
                 warn(f"ignoring state from another cluster ({other.get('cluster_id')})")
                 return False
@@ -577,11 +624,12 @@ class Store:
                     mine = self.data[c].get(k)
                     if mine is None or rec.get("updated", 0) > mine.get("updated", 0):
                         self.data[c][k] = rec
-            self.save()
+            self._save()
             return True
 
     def snapshot(self) -> dict:
         with self.lock:
+            self._refresh()
             return json.loads(json.dumps(self.data))
 
 
@@ -858,51 +906,175 @@ class TLSServer(ThreadingHTTPServer):
             conn.close()
 
 
-def supervisor_cert(rt: Runtime) -> tuple[str, str]:
-    """The 9345 certificate: names only ever added, file mirrored in secret
-    kube-system/rke2-serving (the file is restored from the secret when deleted)."""
+SERVING_SECRET = "kube-system/rke2-serving"
+CN_PREFIX = "listener.cattle.io/cn-"
+SUP_CRT, SUP_KEY = f"{TLS}/standin-supervisor.crt", f"{TLS}/standin-supervisor.key"
+
+
+def doc_names(doc: dict | None) -> set:
+    """The names a dynamiclistener secret carries (its listener.cattle.io/cn-* annotations)."""
+    if not doc:
+        return set()
+    return {v for k, v in doc["metadata"].get("annotations", {}).items() if k.startswith(CN_PREFIX)}
+
+
+def sign_supervisor_doc(names: set, key=None) -> dict:
+    ca_cert, ca_key = load_pair("server-ca")
+    key = key or new_key()
+    ips = {n for n in names if is_ip(n)}
+    cert = sign_leaf("rke2", ["rke2"], names - ips, ips, ca_cert, ca_key, key, True, False)
+    return {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+            "metadata": {"name": "rke2-serving", "namespace": "kube-system", "annotations": {
+                f"{CN_PREFIX}{n}": n for n in sorted(names)}},
+            "data": {"tls.crt": base64.b64encode(cert_pem(cert) + cert_pem(ca_cert)).decode(),
+                     "tls.key": base64.b64encode(key_pem(key)).decode()}}
+
+
+def shared_doc(rt: Runtime) -> dict | None:
+    rec = rt.store.get("secrets", SERVING_SECRET)
+    return rec.get("doc") if rec else None
+
+
+def put_shared_doc(rt: Runtime, doc: dict) -> None:
+    rt.store.put("secrets", SERVING_SECRET, {
+        "doc": doc, "type": "kubernetes.io/tls",
+        "data": {"tls.crt": base64.b64decode(doc["data"]["tls.crt"]).decode()}})
+
+
+def use_supervisor_doc(doc: dict) -> None:
+    """Cache (dynamic-cert.json) and the files the 9345 listener loads."""
+    write_file(f"{TLS}/dynamic-cert.json", json.dumps(doc), 0o600)
+    write_file(SUP_CRT, base64.b64decode(doc["data"]["tls.crt"]))
+    write_file(SUP_KEY, base64.b64decode(doc["data"]["tls.key"]), 0o600)
+
+
+def supervisor_cert(rt: Runtime) -> dict:
+    """The 9345 certificate at start, as rancher/dynamiclistener builds it for k3s (k3s
+    pkg/cluster/https.go: storage = kubernetes.New(secret kube-system/rke2-serving,
+    memory.NewBacked(file.New(tls/dynamic-cert.json)))): the cached names, the configured
+    names and the names of the shared secret are merged (storage/kubernetes/controller.go
+    saveInK8s -> factory.TLS.Merge: the union of both lists); names are only ever added."""
     ident = rt.ident
     dns, ips = ident.api_names()
     ips |= {i for i in local_ips() if ipaddress.ip_address(i).version == 4}
     path = f"{TLS}/dynamic-cert.json"
-    doc = None
+    cached = None
     if os.path.exists(path):
         with open(path) as f:
-            doc = json.load(f)
-    elif rt.store.get("secrets", "kube-system/rke2-serving"):
-        doc = rt.store.get("secrets", "kube-system/rke2-serving")["doc"]
-        info("dynamic-cert.json restored from secret kube-system/rke2-serving")
-    ca_cert, ca_key = load_pair("server-ca")
-    key = None
-    reason = "missing"
-    if doc:
-        cert = x509.load_pem_x509_certificate(base64.b64decode(doc["data"]["tls.crt"]))
-        key = serialization.load_pem_private_key(base64.b64decode(doc["data"]["tls.key"]), None)
-        have_dns, have_ips = cert_sans(cert)
-        reason = needs_renewal(cert, ca_cert) or (
-            f"new names {sorted((dns - have_dns) | (ips - have_ips))}"
-            if (dns - have_dns) | (ips - have_ips) else "")
-        dns |= have_dns
-        ips |= have_ips
+            cached = json.load(f)
+    shared = shared_doc(rt)
+    names = dns | ips | doc_names(cached) | doc_names(shared)
+    ca_cert, _ = load_pair("server-ca")
+    key, reason = None, "no cached certificate"
+    if cached:
+        cert = x509.load_pem_x509_certificate(base64.b64decode(cached["data"]["tls.crt"]))
+        key = serialization.load_pem_private_key(base64.b64decode(cached["data"]["tls.key"]), None)
+        added = names - doc_names(cached)
+        reason = needs_renewal(cert, ca_cert) or (f"new names {sorted(added)}" if added else "")
+    doc = cached
     if reason:
-        key = key or new_key()
-        cert = sign_leaf("rke2", ["rke2"], dns, ips, ca_cert, ca_key, key, True, False)
-        doc = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
-               "metadata": {"name": "rke2-serving", "namespace": "kube-system", "annotations": {
-                   f"listener.cattle.io/cn-{n}": n for n in sorted(dns | ips)}},
-               "data": {"tls.crt": base64.b64encode(cert_pem(cert) + cert_pem(ca_cert)).decode(),
-                        "tls.key": base64.b64encode(key_pem(key)).decode()}}
+        doc = sign_supervisor_doc(names, key)
         info(f"supervisor certificate (re)generated: {reason}")
-    write_file(path, json.dumps(doc), 0o600)
-    rec = rt.store.get("secrets", "kube-system/rke2-serving")
-    if reason or not rec or rec.get("doc") != doc:
-        rt.store.put("secrets", "kube-system/rke2-serving", {
-            "doc": doc, "type": "kubernetes.io/tls",
-            "data": {"tls.crt": base64.b64decode(doc["data"]["tls.crt"]).decode()}})
-    crt_file, key_file = f"{TLS}/standin-supervisor.crt", f"{TLS}/standin-supervisor.key"
-    write_file(crt_file, base64.b64decode(doc["data"]["tls.crt"]))
-    write_file(key_file, base64.b64decode(doc["data"]["tls.key"]), 0o600)
-    return crt_file, key_file
+    use_supervisor_doc(doc)
+    if shared is None or doc_names(shared) != names:
+        put_shared_doc(rt, doc)
+        info(f"{'Creating new' if shared is None else 'Updating'} TLS secret for {SERVING_SECRET} "
+             f"(count: {len(names)})")
+    return doc
+
+
+def watch_serving_secret(rt: Runtime, doc: dict, sup_ctx: ssl.SSLContext) -> None:
+    """While the supervisor runs (dynamiclistener storage/kubernetes/controller.go init():
+    a watch on the secret; update() -> saveInK8s()): a deleted secret is created again from
+    the cached certificate, and names another server added to the shared secret are merged
+    into this server's certificate (and the union written back)."""
+    while not rt.stop.wait(0.1):  # a watch reacts at once; the file is only re-read when it changed
+        shared = shared_doc(rt)
+        ours = doc_names(doc)
+        if shared is None:
+            put_shared_doc(rt, doc)
+            info(f"Creating new TLS secret for {SERVING_SECRET} (count: {len(ours)}) from the cache")
+            continue
+        theirs = doc_names(shared)
+        if not theirs <= ours:
+            key = serialization.load_pem_private_key(base64.b64decode(doc["data"]["tls.key"]), None)
+            doc = sign_supervisor_doc(ours | theirs, key)
+            use_supervisor_doc(doc)
+            sup_ctx.load_cert_chain(SUP_CRT, SUP_KEY)
+            info(f"supervisor certificate merged with {SERVING_SECRET}: {sorted(theirs - ours)}")
+            put_shared_doc(rt, doc)
+        elif ours - theirs:
+            put_shared_doc(rt, doc)
+
+
+# --- the API server: like RKE2's static kube-apiserver pod, it outlives a stop of the unit ---
+APISERVER_PID = f"{DATA_DIR}/server/standin-apiserver.pid"
+APISERVER_ENV = "RKE2_STANDIN_APISERVER"
+
+
+def apiserver_pid() -> int | None:
+    """The running API server process of this host, if any."""
+    try:
+        pid = int(read_bytes(APISERVER_PID).decode().strip())
+        environ = read_bytes(f"/proc/{pid}/environ")
+    except (OSError, ValueError):
+        return None
+    return pid if f"{APISERVER_ENV}=1".encode() in environ.split(b"\0") else None
+
+
+def restart_apiserver() -> None:
+    """At each start the kubelet runs the kube-apiserver static pod again with the current
+    certificates. The unit's KillMode=process (rancher/rke2
+    bundle/lib/systemd/system/rke2-server.service) leaves the pod running when the unit
+    stops, so the API answers while rke2-server is stopped; rke2-killall.sh ends it."""
+    old = apiserver_pid()
+    if old:
+        os.kill(old, signal.SIGTERM)
+        deadline = time.time() + 5
+        while time.time() < deadline and os.path.exists(f"/proc/{old}"):
+            time.sleep(0.1)
+        if os.path.exists(f"/proc/{old}"):
+            os.kill(old, signal.SIGKILL)
+    env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+    env[APISERVER_ENV] = "1"
+    proc = subprocess.Popen([sys.executable, os.path.abspath(sys.argv[0]), "server"], env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+    write_file(APISERVER_PID, f"{proc.pid}\n")
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            fatal(f"kube-apiserver exited with {proc.returncode}; see {LOG_FILE}")
+        try:
+            socket.create_connection(("127.0.0.1", 6443), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    fatal("kube-apiserver did not listen on :6443 within 15s")
+
+
+def apiserver_main() -> int:
+    log.open(LOG_FILE)
+    store = Store()
+    rt = Runtime({}, None, store, None)
+    api_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    api_ctx.load_cert_chain(f"{TLS}/serving-kube-apiserver.crt", f"{TLS}/serving-kube-apiserver.key")
+    api_ctx.verify_mode = ssl.CERT_OPTIONAL
+    api_ctx.load_verify_locations(f"{TLS}/client-ca.crt")
+    deadline = time.time() + 10
+    while True:
+        try:
+            srv = TLSServer(6443, api_ctx, rt, "api")
+            break
+        except OSError as e:
+            if time.time() > deadline:
+                fatal(f"kube-apiserver: listen tcp :6443: bind: {e.strerror}")
+            time.sleep(0.2)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=srv.shutdown, daemon=True).start())
+    info(f"kube-apiserver (rke2-standin, pid {os.getpid()}) serving on :6443")
+    srv.serve_forever()
+    srv.server_close()
+    return 0
 
 
 def write_kubeconfig(cfg: dict) -> None:
@@ -1004,6 +1176,8 @@ def join_cluster(cfg: dict, ident: Identity, member: str) -> tuple:
 
 
 def server_main(args: list) -> int:
+    if os.environ.get(APISERVER_ENV) == "1":
+        return apiserver_main()
     cli = parse_cli(args)
     log.open(LOG_FILE)
     info(f"Starting rke2 {VERSION} server ({STANDIN_NOTE})")
@@ -1018,11 +1192,7 @@ def server_main(args: list) -> int:
         with open(MEMBER_FILE) as f:
             rec = json.load(f)
         if rec["peer"] != ident.peer_url:
-            log("error", f"Failed to test etcd connection: this server is a not a member of the "
-                         f"etcd cluster. Found [{rec['name']}={rec['peer']}], expect: "
-                         f"{rec['name']}={ident.peer_url}")
-            fatal("etcd: not a member of the etcd cluster (node address changed); recover with "
-                  "rke2 server --cluster-reset")
+            return not_a_member(rec, ident)
         if cfg.get("server"):
             info("etcd data exists; ignoring server: (the node is already a cluster member)")
         store = Store()
@@ -1064,22 +1234,18 @@ def server_main(args: list) -> int:
     ensure_leaf("client-admin", "client-ca", "system:admin", ["system:masters"], set(), set(),
                 False, True)
     rt = Runtime(cfg, ident, store, pw)
-    sup_crt, sup_key = supervisor_cert(rt)
+    sup_doc = supervisor_cert(rt)
     write_kubeconfig(cfg)
     install_kubectl()
+    restart_apiserver()
 
-    api_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    api_ctx.load_cert_chain(f"{TLS}/serving-kube-apiserver.crt", f"{TLS}/serving-kube-apiserver.key")
-    api_ctx.verify_mode = ssl.CERT_OPTIONAL
-    api_ctx.load_verify_locations(f"{TLS}/client-ca.crt")
     sup_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    sup_ctx.load_cert_chain(sup_crt, sup_key)
+    sup_ctx.load_cert_chain(SUP_CRT, SUP_KEY)
     servers = []
-    for port, ctx, role in ((9345, sup_ctx, "supervisor"), (6443, api_ctx, "api")):
-        try:
-            servers.append(TLSServer(port, ctx, rt, role))
-        except OSError as e:
-            fatal(f"listen tcp :{port}: bind: {e.strerror}")
+    try:
+        servers.append(TLSServer(9345, sup_ctx, rt, "supervisor"))
+    except OSError as e:
+        fatal(f"listen tcp :9345: bind: {e.strerror}")
     for s in servers:
         threading.Thread(target=s.serve_forever, daemon=True).start()
 
@@ -1109,6 +1275,7 @@ def server_main(args: list) -> int:
 
     threading.Thread(target=heartbeat, daemon=True).start()
     threading.Thread(target=sync, daemon=True).start()
+    threading.Thread(target=watch_serving_secret, args=(rt, sup_doc, sup_ctx), daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: rt.stop.set())
     signal.signal(signal.SIGINT, lambda *_: rt.stop.set())
     sd_notify("READY=1")
@@ -1117,6 +1284,36 @@ def server_main(args: list) -> int:
     info("rke2-standin server shutting down")
     for s in servers:
         s.server_close()  # the serving threads are daemons and end with the process
+    return 0
+
+
+def not_a_member(rec: dict, ident: Identity) -> int:
+    """As k3s when the etcd member's peer URL no longer matches the node IP (k3s
+    pkg/cluster/managed.go: the etcd connection test fails and is retried every 5 s; the
+    process does not exit and never sends READY=1, so the Type=notify unit stays
+    "activating"; the supervisor listener, opened before the test in cluster.Start ->
+    initClusterAndHTTPS, stays open). Until stopped."""
+    listeners = []
+    for port in (9345,):  # 6443 is the kube-apiserver pod's, started only once etcd is up
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError as e:
+            fatal(f"listen tcp :{port}: bind: {e.strerror}")
+        sock.listen(16)
+        listeners.append(sock)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.is_set():
+        log("error", f"Failed to test etcd connection: this server is a not a member of the "
+                     f"etcd cluster. Found [{rec['name']}={rec['peer']}], expect: "
+                     f"{rec['name']}={ident.peer_url}")
+        info("Waiting for etcd server to become available")
+        stop.wait(NOT_MEMBER_RETRY_S)
+    for sock in listeners:
+        sock.close()
     return 0
 
 
