@@ -66,7 +66,9 @@ class ClusterIdentity(pulumi.ComponentResource):
                                   rsa_bits=2048 if algorithm == "RSA" else None, opts=child)
 
         def subject(cn: str) -> tls.SelfSignedCertSubjectArgs:
-            return tls.SelfSignedCertSubjectArgs(common_name=cn, organization="rke2-rancher")
+            # X.509 caps a common name at 64 characters (RFC 5280 ub-common-name); a long
+            # cluster.hostname is cut there (the CA is found by key, not by name).
+            return tls.SelfSignedCertSubjectArgs(common_name=cn[:64], organization="rke2-rancher")
 
         # The hostname names a CA only when it is created: a later cluster.hostname change
         # must never replace a CA (the hosts hold its keys and place-ca refuses another).
@@ -82,7 +84,7 @@ class ClusterIdentity(pulumi.ComponentResource):
         def signed_ca(label: str, cn: str, signer_key: tls.PrivateKey, signer_cert) -> tuple:
             k = key(label)
             csr = tls.CertRequest(f"{name}-{label}-csr", private_key_pem=k.private_key_pem,
-                                  subject=tls.CertRequestSubjectArgs(common_name=cn, organization="rke2-rancher"),
+                                  subject=tls.CertRequestSubjectArgs(common_name=cn[:64], organization="rke2-rancher"),
                                   opts=ca_subject_fixed)
             cert = tls.LocallySignedCert(
                 f"{name}-{label}", cert_request_pem=csr.cert_request_pem,
@@ -134,7 +136,7 @@ class ClusterIdentity(pulumi.ComponentResource):
             ing_key = key("rancher-ingress")
             ing_csr = tls.CertRequest(
                 f"{name}-rancher-ingress-csr", private_key_pem=ing_key.private_key_pem,
-                subject=tls.CertRequestSubjectArgs(common_name=args.ingress_hostname, organization="rke2-rancher"),
+                subject=tls.CertRequestSubjectArgs(common_name=args.ingress_hostname[:64], organization="rke2-rancher"),
                 dns_names=[args.ingress_hostname], opts=child)
             ing = tls.LocallySignedCert(
                 f"{name}-rancher-ingress", cert_request_pem=ing_csr.cert_request_pem,

@@ -110,7 +110,7 @@ CREDENTIAL_RKE2_KEYS: dict[str, str] = {
 }
 # Any other key that looks like it carries a credential is refused too (a misspelt
 # `etcd-s3-secret-keys` would otherwise land in plain config.yaml).
-_CREDENTIAL_NAME_RE = re.compile(r".*(secret-key|password|passwd|token|access-key|credentials?$).*")
+_CREDENTIAL_NAME_RE = re.compile(r"(?!secrets-encryption).*(secret|passw|token|access-?key|api-?key).*")
 # Keys RKE2 reads on agents as well as servers (docs.rke2.io/reference/linux_agent_config):
 # cluster.extraConfig values for these are applied to agents too, unless
 # cluster.agentExtraConfig sets the key itself.

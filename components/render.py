@@ -208,7 +208,15 @@ def _safe(value: str) -> str:
     return value
 
 
+def _by_name(stack: StackConfig) -> bool:
+    """Whether some backend is a DNS name: HAProxy then resolves it through the system's
+    resolvers at run time, and a name that does not resolve yet only disables that server
+    (by default HAProxy refuses to start at all)."""
+    return any(not is_ip(lb_backend_address(stack, n)) for n in (*stack.servers, *stack.agents))
+
+
 def _backend(name: str, nodes: list[NodeConfig], stack: StackConfig, port: int) -> list[str]:
+    resolve = " init-addr libc,none resolvers system" if _by_name(stack) else ""
     return [
         f"frontend {name}",
         f"    bind :{port}",
@@ -217,7 +225,7 @@ def _backend(name: str, nodes: list[NodeConfig], stack: StackConfig, port: int) 
         f"backend {name}",
         "    balance roundrobin",
         "    option tcp-check",
-        "    default-server inter 2s fall 3 rise 2",
+        f"    default-server inter 2s fall 3 rise 2{resolve}",
         *(f"    server {_safe(n.name)} {_safe(url_host(lb_backend_address(stack, n)))}:{port} check"
           for n in nodes),
         "",
@@ -242,6 +250,8 @@ def haproxy_cfg(stack: StackConfig) -> str:
         "    timeout server 1h",
         "",
     ]
+    if _by_name(stack):
+        lines += ["resolvers system", "    parse-resolv-conf", "    hold valid 10s", ""]
     for port, label in ((SUPERVISOR_PORT, "rke2-supervisor"), (API_PORT, "kube-apiserver")):
         lines += _backend(label, list(stack.servers), stack, port)
     ingress = ingress_nodes(stack)

@@ -155,3 +155,15 @@ def test_etcd_s3_drop_in_holds_only_credentials():
 
     text = render.etcd_s3_yaml(EtcdS3Credentials("AK", "S'K: #x"))
     assert yaml.safe_load(text) == {"etcd-s3-access-key": "AK", "etcd-s3-secret-key": "S'K: #x"}
+
+
+def test_haproxy_resolves_dns_name_backends_at_run_time():
+    """HAProxy refuses to start when a server's name does not resolve at parse time
+    (found by tests/unit/test_hostile_config.py); names go through the system resolvers."""
+    raw, secrets = load_stack("ha")
+    servers = [{**s} for s in raw["servers"]]
+    servers[1]["address"] = "rke2-server-2.example.internal"
+    cfg = render.haproxy_cfg(parse_config(with_changes(raw, servers=servers), secrets))
+    assert "resolvers system\n    parse-resolv-conf\n" in cfg
+    assert "    default-server inter 2s fall 3 rise 2 init-addr libc,none resolvers system" in cfg
+    assert "resolvers" not in render.haproxy_cfg(HA)
