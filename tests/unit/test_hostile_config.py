@@ -545,7 +545,7 @@ def test_stable_ip_helper_takes_values_inert(stable_ip, method):
     (work / "ip.log").mkdir()
     res = subprocess.run([str(helper)], capture_output=True, text=True, cwd=work,
                          env={"PATH": f"{work}/bin:/usr/bin:/bin", "IP_LOG": str(work / "ip.log")}, timeout=30)
-    calls = [f.read_text().split("\0")[:-1] for f in sorted((work / "ip.log").iterdir())]
+    calls = [f.read_bytes().decode().split("\0")[:-1] for f in sorted((work / "ip.log").iterdir())]
     if method == "dummy":  # the stub has no dummy links: the helper must say so and stop
         assert res.returncode == 1 and "dummy interfaces unavailable" in res.stderr, res
         assert not any(c[:2] == ["addr", "add"] for c in calls), calls
@@ -553,9 +553,10 @@ def test_stable_ip_helper_takes_values_inert(stable_ip, method):
         assert res.returncode == 0, res.stderr
         assert calls[-1] == ["addr", "add", f"{stable_ip}/{plen}", "dev", "lo"], calls
     assert not CANARY.exists(), "an injected command ran"
-    unit = (work / "rke2-stable-ip.service").read_text()
-    assert "ExecStart=/usr/local/sbin/rke2-stable-ip\n" in unit and stable_ip not in unit.replace(
-        "rke2-stable-ip", "")
+    # The unit and the drop-in are constant: exactly the quoted heredocs of the script.
+    for name, marker in (("rke2-stable-ip.service", "UNIT"), ("10-rke2-stable-ip.conf", "DROPIN")):
+        heredoc = body.split(f"<<'{marker}'\n", 1)[1].split(f"\n{marker}\n", 1)[0] + "\n"
+        assert (work / name).read_bytes().decode() == heredoc
     shutil.rmtree(work)
 
 
