@@ -51,7 +51,10 @@ def test_lb_backends_are_all_servers(ha):
     cfg = ha.by_name("rke2-lb-haproxy").input("stdin")
     for port in (9345, 6443):
         assert sorted(line.split()[1] for line in cfg.splitlines() if line.endswith(f":{port} check")) == SERVERS
-    # RKE2's bundled ingress-nginx is a DaemonSet on every schedulable node: servers and agents.
+    # RKE2's bundled ingress-nginx runs on every schedulable node, servers and agents: upstream
+    # rancher/rke2-charts packages/rke2-ingress-nginx/generated-changes/patch/values.yaml.patch
+    # sets controller.kind: DaemonSet and controller.hostPort.enabled: true (ports 80/443), and
+    # leaves the chart's empty tolerations (so a NoSchedule-tainted server gets no pod).
     for port in (80, 443):
         assert sorted(line.split()[1] for line in cfg.splitlines() if line.endswith(f":{port} check")) == \
             sorted(SERVERS + AGENTS)
