@@ -29,10 +29,11 @@ TOOLCHAIN_BIN_FILE := $(STATE_DIR)/toolchain-bin
 # Provider plugins are found on PATH (the engine notes each one it uses).
 PULUMI = PATH="$$(cat $(TOOLCHAIN_BIN_FILE)):$$PATH" pulumi
 
-.PHONY: help venv toolchain host-deps preview up destroy test test-fast bench clean stack
+.PHONY: help venv toolchain host-deps preview plan up destroy test test-fast bench clean stack
 
 help:
 	@echo "make preview [STACK=dev]  pulumi preview --diff with the rke2-guard policy pack (no host contacted)"
+	@echo "make plan [STACK=dev]     impact plan per host: steps, causes, effects, totals, policies (no host contacted)"
 	@echo "make test                 unit, mock, script, policy, engine and host-lab tests"
 	@echo "make up STACK=<name>      deploy a stack for real"
 	@echo "make toolchain            install or reuse the Pulumi CLI and plugins; prints their directory last"
@@ -67,6 +68,12 @@ stack: venv toolchain
 
 preview: stack
 	$(PULUMI) preview --diff --non-interactive --stack $(STACK) --policy-pack policy
+
+# The impact plan (components/plan.py): per host in execution order, each changing step, the
+# config keys behind it, its effect on the host, totals and policy violations. Runs only
+# `pulumi preview` and `pulumi stack export`; PLAN_ARGS="--format markdown|json -o markdown=FILE".
+plan: stack
+	@PATH="$$(cat $(TOOLCHAIN_BIN_FILE)):$$PATH" $(VENV)/bin/python -m components.plan --stack $(STACK) $(PLAN_ARGS) -- --policy-pack policy
 
 up: stack
 	$(PULUMI) up --diff --non-interactive --stack $(STACK) --policy-pack policy
