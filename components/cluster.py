@@ -52,12 +52,12 @@ def build(stack: StackConfig) -> dict[str, pulumi.Input]:
             rotate_after=[servers[-1].rotation] if servers and servers[-1].rotation else [])))
     first = servers[0]
     if identity is not None:
-        # Waits for servers[0]'s readiness like the rke2.yaml copy would: until the cluster
-        # answers, the kubeconfig stays unknown, so a preview never has the kubernetes
-        # provider contact a cluster that does not exist yet.
+        # Known once the identity exists (unknown in a new stack's first preview) and stable
+        # afterwards: a data dependency on a host step would make it unknown whenever that
+        # step changes, and the kubernetes provider (and its releases) would be replaced.
         kubeconfig = pulumi.Output.secret(pulumi.Output.all(
-            identity.server_ca_bundle, identity.admin_cert_pem, identity.admin_key_pem, first.ready).apply(
-            lambda v: admin_kubeconfig.build(render.api_endpoint(stack), stack.cluster.hostname, *v[:3])))
+            identity.server_ca_bundle, identity.admin_cert_pem, identity.admin_key_pem).apply(
+            lambda v: admin_kubeconfig.build(render.api_endpoint(stack), stack.cluster.hostname, *v)))
         kubeconfig_expiry = identity.admin_expiry
     else:
         kubeconfig, kubeconfig_expiry = first.kubeconfig, first.kubeconfig_expiry
