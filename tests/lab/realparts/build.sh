@@ -49,8 +49,12 @@ verify() {
   local dir="$1" b
   [[ -f "$dir/COMPLETE" ]] || return 1
   for b in "${BINARIES[@]}"; do [[ -x "$dir/bin/$b" ]] || { log "missing $dir/bin/$b"; return 1; }; done
-  "$dir/bin/kubectl" version --client 2>/dev/null | grep -q "$KUBERNETES_VERSION" || return 1
-  "$dir/bin/etcd" --version 2>/dev/null | grep -q "${ETCD_VERSION#v}" || return 1
+  # Output captured first: `cmd | grep -q` fails under pipefail when grep exits early (SIGPIPE).
+  local out
+  out="$("$dir/bin/kubectl" version --client 2>/dev/null)" || return 1
+  [[ "$out" == *"$KUBERNETES_VERSION"* ]] || return 1
+  out="$("$dir/bin/etcd" --version 2>/dev/null)" || return 1
+  [[ "$out" == *"${ETCD_VERSION#v}"* ]] || return 1
 }
 
 if [[ "${LAB_PARTS_REBUILD:-0}" != 1 ]] && verify "$DEST"; then
