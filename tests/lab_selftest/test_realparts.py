@@ -227,15 +227,18 @@ def test_force_new_cluster_recovers_moved_member_with_data(module_lab, parts_bin
 
     _move(h1, "10.77.0.34", m1, cas)
     # Without a reset: 1 of 2 voters, no quorum, never healthy.
+    t_phase = time.monotonic()
     proc = m1.start()
-    time.sleep(8)
-    assert not m1.healthy(), "a lone member of two must not have quorum"
+    time.sleep(6)  # more than one election timeout (5 s)
+    assert not m1.healthy(timeout=10), "a lone member of two must not have quorum"
     m1.stop()
+    print(f"no-quorum phase {time.monotonic() - t_phase:.1f}s")
+    t_phase = time.monotonic()
     assert "not a member" not in proc.text().split("=== ")[-1]
 
     m1.start(reset=True)
     m1.wait_healthy()  # on https://127.0.0.1:2379 only (reset listens on loopback)
-    assert not m1.healthy(endpoint=m1.client_url)
+    assert not m1.healthy(endpoint=m1.client_url, timeout=6)
     members = m1.members()
     assert [x["name"] for x in members] == [m1.name], members   # m2 removed
     assert members[0]["peerURLs"] == [old_peer], members
@@ -248,8 +251,11 @@ def test_force_new_cluster_recovers_moved_member_with_data(module_lab, parts_bin
     assert k3s_membership_error(members, m1.name, m1.peer_url) is None
     m1.stop()
 
+    print(f"reset phase {time.monotonic() - t_phase:.1f}s")
+    t_phase = time.monotonic()
     m1.start()  # normal start at the new address
     m1.wait_healthy(endpoint=m1.client_url)
+    print(f"restart phase {time.monotonic() - t_phase:.1f}s")
     assert ok(m1.ctl("get", "/lab/before-reset", "--print-value-only",
                      endpoint=m1.client_url), "get").strip() == "kept"
     m1.stop()

@@ -224,8 +224,8 @@ class EtcdMember:
             raise PartsError(f"member list: {res.stderr.strip()}")
         return json.loads(res.stdout).get("members", [])
 
-    def healthy(self, endpoint: str | None = None) -> bool:
-        return self.ctl("endpoint", "health", endpoint=endpoint, timeout=15).returncode == 0
+    def healthy(self, endpoint: str | None = None, timeout: float = 15) -> bool:
+        return self.ctl("endpoint", "health", endpoint=endpoint, timeout=timeout).returncode == 0
 
     def wait_healthy(self, timeout: float = 60, endpoint: str | None = None) -> None:
         try:
