@@ -377,5 +377,8 @@ def test_kwok_makes_a_node_for_a_host_ready(module_lab, control_plane, parts_bin
         assert not [c for c in other.get("status", {}).get("conditions", [])
                     if c["type"] == "Ready" and c["status"] == "True"]
         assert kwok.running()
+        print("RSS MiB: etcd %d, kube-apiserver %d, kwok %d" % (
+            control_plane["etcd"].proc.rss_kib() // 1024,
+            control_plane["api"].proc.rss_kib() // 1024, kwok.rss_kib() // 1024))
     finally:
         kwok.stop()

@@ -80,6 +80,13 @@ class Proc:
     def text(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def rss_kib(self) -> int:
+        """Resident memory of the part (nsenter execs it, so the pid is the part's)."""
+        for line in Path(f"/proc/{self.popen.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
     def stop(self, timeout: float = 20) -> int:
         if self.popen.poll() is None:
             self.popen.send_signal(signal.SIGTERM)
