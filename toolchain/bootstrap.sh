@@ -44,13 +44,16 @@ for k in "${PIN_KEYS[@]}"; do
   [[ -n "${!k:-}" ]] || die "$k is not set in $VERSIONS_FILE"
 done
 
-# The cache key covers the pin lines and the helper files that shape a go build.
+# The cache key covers the pin lines and the helper files that shape a go build, plus the
+# offline plugins' requirements. The offline plugins' own sources (plain Python files run in
+# place) are not in it: they are synced into a cached toolchain on every run (sync_offline),
+# so editing one never rebuilds the Go binaries.
 pin_lines="$(grep -E "^($(IFS='|'; echo "${PIN_KEYS[*]}"))=" "$VERSIONS_FILE" | LC_ALL=C sort)"
 KEY="$(
   {
     printf '%s\n' "$pin_lines"
-    (cd "$HERE" && find wrappers tls-shim offline -type f -not -path '*/tests/*' -not -name '*.pyc' 2>/dev/null |
-      LC_ALL=C sort | xargs -r sha256sum)
+    (cd "$HERE" && find wrappers tls-shim offline/requirements.txt -type f -not -path '*/tests/*' \
+      -not -name '*.pyc' 2>/dev/null | LC_ALL=C sort | xargs -r sha256sum)
   } | sha256sum | cut -c1-12
 )"
 CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/rke2-rancher/toolchain"
@@ -72,7 +75,19 @@ verify() {
   [[ "$out" == "v$PULUMI_VERSION" ]] || { log "pulumi reports '$out', want v$PULUMI_VERSION"; return 1; }
 }
 
+# A cached toolchain that uses offline plugins runs the current toolchain/offline sources.
+sync_offline() {
+  local dir="$1" f
+  [[ -d "$dir/offline" ]] || return 0
+  for f in "$HERE"/offline/*.py; do
+    cmp -s "$f" "$dir/offline/${f##*/}" && continue
+    cp "$f" "$dir/offline/${f##*/}.tmp" && mv "$dir/offline/${f##*/}.tmp" "$dir/offline/${f##*/}"
+    log "offline plugin source updated: ${f##*/}"
+  done
+}
+
 if [[ "${TOOLCHAIN_REBUILD:-0}" != 1 ]] && verify "$DEST"; then
+  sync_offline "$DEST"
   log "up to date: $DEST ($(sed -n 's/^source=//p' "$DEST/COMPLETE") build)"
   echo "$BIN"
   exit 0
@@ -85,6 +100,7 @@ if command -v flock >/dev/null; then
   flock 9
   if [[ "${TOOLCHAIN_REBUILD:-0}" != 1 ]] && verify "$DEST"; then
     log "built meanwhile by another run: $DEST"
+    sync_offline "$DEST"
     echo "$BIN"
     exit 0
   fi

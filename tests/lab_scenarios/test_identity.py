@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.lab.fixtures import requires_lab
+from tests.upstream_rules import upstream_ca_hash
 from tests.lab_scenarios.test_single_server import HOST, single_config, single_server
 
 pytestmark = [requires_lab(), pytest.mark.lab]
@@ -25,7 +26,9 @@ def test_stack_ca_is_served_pinned_by_the_token_and_survives_a_rebuild(lab, rke2
     # The token RKE2 reports pins the CA the stack placed.
     bundle = Path(host.path(f"{TLS}/server-ca.crt")).read_bytes()
     token = Path(host.path("/var/lib/rancher/rke2/server/token")).read_text().strip()
-    assert token.startswith(f"K10{hashlib.sha256(bundle).hexdigest()}::server:")
+    # k3s pkg/clientaccess/token.go hashCA: the bundle's root DER, not the file (upstream_rules).
+    assert token.startswith(f"K10{upstream_ca_hash(bundle)}::server:")
+    assert not token.startswith(f"K10{hashlib.sha256(bundle).hexdigest()}")
     kubeconfig = tmp_path / "kubeconfig-before-rebuild"
     kubeconfig.write_text(stack.output("kubeconfig"))
 
@@ -51,4 +54,25 @@ def test_certificate_rotation_is_an_explicit_previewable_step(lab, rke2_artifact
     stack.up()
     after = Path(host.path(f"{TLS}/serving-kube-apiserver.crt")).read_bytes()
     assert after != before
+    assert lab.https_get(f"https://{HOST}:6443/readyz", ca_pem=stack.output("clusterCaCertificate"))["ok"]
+
+    # Any other change is an update of the step (pulumi-command runs `update`, else
+    # `create`: commandController.go Update): it only re-checks, nothing rotates or stops.
+    stack.configure(single_config(host, mobile=True, certificateRotation="2026-11-22", readyTimeoutSeconds=300))
+    assert stack.changed_resources().get(f"{HOST}-rotate-certs") == "update"
+    stack.up()
+    assert Path(host.path(f"{TLS}/serving-kube-apiserver.crt")).read_bytes() == after
+
+
+def test_a_new_token_on_an_initialised_cluster_is_refused_on_the_host(lab, rke2_artifacts, tmp_path):
+    # rke2-facts.md / k3s pkg/cluster/bootstrap.go: RKE2 encrypts its bootstrap data with the
+    # token's password; a restart with another one fails. The token step refuses first.
+    host, stack = single_server(lab, rke2_artifacts, tmp_path, "10.77.0.16", mobile=True)
+    drop_in = Path(host.path("/etc/rancher/rke2/config.yaml.d/50-rke2-rancher-token.yaml")).read_text()
+    stack.set_secret("token", "a-different-token-value-0123")
+    res = stack.up(check=False)
+    assert res.returncode != 0
+    assert "rke2 token rotate" in res.stdout + res.stderr
+    assert "a-different-token-value-0123" not in res.stdout + res.stderr
+    assert Path(host.path("/etc/rancher/rke2/config.yaml.d/50-rke2-rancher-token.yaml")).read_text() == drop_in
     assert lab.https_get(f"https://{HOST}:6443/readyz", ca_pem=stack.output("clusterCaCertificate"))["ok"]
