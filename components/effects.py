@@ -41,7 +41,7 @@ class Effect:
 
 
 EFFECTS = {e.name: e for e in (
-    Effect("nothing", "nothing (checks only)"),
+    Effect("nothing", "nothing (re-runs its checks, changes nothing)"),
     Effect("file", "file rewritten"),
     Effect("reload", "config rewritten, service reloaded (no restart)"),
     Effect("install", "software (re)installed"),
@@ -51,6 +51,9 @@ EFFECTS = {e.name: e for e in (
     Effect("uninstall", "RKE2 uninstalled", down=True),
     Effect("refused", "refused on an initialised host (the step fails, nothing changes)"),
 )}
+
+# Labels for a step that runs for the first time.
+CREATE_LABELS = {"nothing": "nothing (checks only)", "install": "software installed", "file": "file written"}
 
 # How bad an effect is, for the one effect a replaced step (create + delete) reports.
 SEVERITY = ["nothing", "file", "reload", "install", "refused", "restart", "certs", "drain", "uninstall"]

@@ -210,9 +210,12 @@ class HostPlan:
 @dataclass
 class OtherChange:
     name: str
+    """The resource, or the component whose resources these are."""
     type: str
     op: str
     causes: list[str]
+    resources: list[str] = field(default_factory=list)
+    """The resources of that component with this op and these causes."""
 
 
 @dataclass
@@ -256,6 +259,8 @@ def _config_key(ctype: str, props: dict, path: str) -> str:
         key = table[top].format(node=node, role=role)
         if top == "values" and rest.startswith(".") and ctype == "rke2:index:RancherRelease":
             return f"rancher.{rest[1:]}"
+        if top == "backends" and rest.startswith("["):  # one entry per server, in order
+            return f"servers{rest.split(']')[0]}] (load balancer backend)"
         if "(" in key or top in ("schedulable", "values", "cas", "caValidityHours"):
             return key
         return key + rest
@@ -476,8 +481,11 @@ def build(preview: dict, policy_events: Iterable[dict] = (), stack: str = "",
             if k.op == "replace" and any(r.startswith("triggers") for r in k.replace_reasons):
                 causes.append("replacement forced by triggers")
             label = fx.EFFECTS[effect].label
+            if k.op == "create" and effect in fx.CREATE_LABELS:
+                label = fx.CREATE_LABELS[effect]
             if comp.op == "create" and effect in ("restart", "certs"):
-                label = "RKE2 first start (new host)"
+                label = "RKE2 first start (new host)" if effect == "restart" else \
+                    "serving certificates checked (new host: issued at the first start)"
             plans.append(StepPlan(k.name, k.op, script, effect, label, causes, inputs))
             if fx.EFFECTS[effect].down and comp.op != "create":
                 if effect != "uninstall":
@@ -488,7 +496,7 @@ def build(preview: dict, policy_events: Iterable[dict] = (), stack: str = "",
                 totals.agents_drained += 1
             if effect == "certs" and comp.op != "create":
                 totals.certificates_reissued += 1
-                totals.certificates.append(f"{comp.name}: serving certificates ({k.name})")
+                totals.certificates.append(f"{comp.name} serving certificates")
         hp = HostPlan(comp.name, role, comp.op if comp.op in CHANGE_OPS else "same",
                       None if comp.op == "delete" else stage.get(h), host_causes, plans, restarts)
         hp_order[comp.name] = order_index[h]
@@ -546,10 +554,18 @@ def build(preview: dict, policy_events: Iterable[dict] = (), stack: str = "",
             parent = by_urn[s.parent]
             causes = component_causes(parent) if parent.op in CHANGE_OPS else []
         if not causes:
-            causes = _input_causes(s, _changed_inputs(s))
+            causes = _input_causes(s, _changed_inputs(s)) or (["added"] if s.op == "create" else [])
         if s.op == "replace" and s.replace_reasons:
             causes.append(f"replacement forced by {', '.join(s.replace_reasons)}")
-        other.append(OtherChange(s.name, s.type, s.op, causes))
+        root = s
+        while root.parent in by_urn and not root.type.startswith("rke2:index:") and \
+                by_urn[root.parent].type != "pulumi:pulumi:Stack":
+            root = by_urn[root.parent]
+        group = next((o for o in other if o.name == root.name and o.op == s.op and o.causes == causes), None)
+        if group is None:
+            other.append(OtherChange(root.name, root.type, s.op, causes, [s.name]))
+        else:
+            group.resources.append(s.name)
         if s.type in CERT_TYPES and s.op in ("replace", "delete", "update"):
             totals.certificates_reissued += 1
             totals.certificates.append(f"stack certificate {s.name} ({s.op})")
@@ -581,7 +597,17 @@ def _quorum_text(t: Totals) -> str:
     if t.servers <= 1:
         return "the only server restarts: the API is unavailable while it does"
     return ("etcd quorum kept" if t.quorum_kept else "ETCD QUORUM AT RISK") + \
-        f" ({t.servers - t.max_servers_down} of {t.servers} servers stay up)"
+        f", {t.servers - t.max_servers_down} of {t.servers} servers stay up"
+
+
+def grouped_policies(plan: Plan) -> list[dict]:
+    """One entry per (level, policy): the resources, and the first resource's message."""
+    groups: dict[tuple, dict] = {}
+    for p in plan.policies:
+        g = groups.setdefault((p["level"], p["policy"]), {**p, "resources": []})
+        g["resources"].append(p["resource"])
+    order = {"mandatory": 0, "advisory": 1}
+    return sorted(groups.values(), key=lambda g: order.get(g["level"], 2))
 
 
 def _summary_lines(plan: Plan) -> list[str]:
@@ -592,7 +618,7 @@ def _summary_lines(plan: Plan) -> list[str]:
         f"servers down at the same time: at most {t.max_servers_down} ({_quorum_text(t)})",
         f"agents drained: {t.agents_drained}",
         f"certificates re-issued: {t.certificates_reissued}" +
-        (f" ({'; '.join(t.certificates)})" if t.certificates else ""),
+        (f" ({', '.join(t.certificates)})" if t.certificates else ""),
         f"resources destroyed: {t.destroyed}" + (f" ({', '.join(t.destroyed_resources)})" if t.destroyed_resources else ""),
         *([f"hosts added: {', '.join(t.hosts_added)}"] if t.hosts_added else []),
         *([f"hosts removed: {', '.join(t.hosts_removed)}"] if t.hosts_removed else []),
@@ -603,6 +629,8 @@ def to_text(plan: Plan) -> str:
     out = [f"Impact plan for stack {plan.stack or '(current)'} (from pulumi preview; no host was contacted)", ""]
     if not plan.hosts and not plan.other:
         out.append("Nothing changes.")
+    elif plan.hosts:
+        out += ["Hosts in execution order (hosts of one stage run in parallel):", ""]
     for hp in plan.hosts:
         out.append(f"{_stage_text(hp)}: {hp.name} ({hp.role}, {hp.op})")
         if hp.causes:
@@ -616,15 +644,17 @@ def to_text(plan: Plan) -> str:
     if plan.other:
         out.append("Cluster and stack resources:")
         for oc in plan.other:
-            out.append(f"  {_OP_MARK.get(oc.op, '?'):2} {oc.name:<28} {oc.op:<8} {'; '.join(oc.causes)}")
+            what = oc.name if oc.resources == [oc.name] else f"{oc.name} ({len(oc.resources)} resources)"
+            out.append(f"  {_OP_MARK.get(oc.op, '?'):2} {what:<28} {oc.op:<8} {'; '.join(oc.causes)}")
         out.append("")
     out.append("Totals:")
     out += [f"  {line}" for line in _summary_lines(plan)]
     out.append("")
     if plan.policies:
         out.append("Policy violations:")
-        for p in plan.policies:
-            out.append(f"  [{p['level']}] {p['policy']} ({p['resource']}): {p['message']}")
+        for g in grouped_policies(plan):
+            out.append(f"  [{g['level']}] {g['policy']} on {', '.join(g['resources'])}")
+            out.append(f"      {g['message']}" + (" (and the same for the others)" if len(g["resources"]) > 1 else ""))
     else:
         out.append("Policy violations: none")
     if plan.blocked:
@@ -651,12 +681,15 @@ def to_markdown(plan: Plan) -> str:
         out.append("")
     if plan.other:
         out += ["| cluster / stack resource | op | why |", "| --- | --- | --- |"]
-        out += [f"| `{oc.name}` | {oc.op} | {_md('; '.join(oc.causes))} |" for oc in plan.other]
+        out += [f"| `{oc.name}`" + ("" if oc.resources == [oc.name] else f" ({len(oc.resources)} resources)") +
+                f" | {oc.op} | {_md('; '.join(oc.causes))} |" for oc in plan.other]
         out.append("")
     out += ["**Totals**", ""] + [f"- {_md(line)}" for line in _summary_lines(plan)] + [""]
     if plan.policies:
-        out += ["**Policy violations**", "", "| level | policy | resource | message |", "| --- | --- | --- | --- |"]
-        out += [f"| {p['level']} | {p['policy']} | {p['resource']} | {_md(p['message'])} |" for p in plan.policies]
+        out += ["**Policy violations**", "", "| level | policy | resources | message (first resource) |",
+                "| --- | --- | --- | --- |"]
+        out += [f"| {g['level']} | {g['policy']} | {', '.join(g['resources'])} | {_md(g['message'])} |"
+                for g in grouped_policies(plan)]
     else:
         out.append("Policy violations: none")
     return "\n".join(out) + "\n"
