@@ -10,7 +10,7 @@ README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 def readme_keys() -> set[str]:
     section = README.split("## Configuration reference", 1)[1].split("\n## ", 1)[0]
-    return {m.group(1) for m in re.finditer(r"^\| `([A-Za-z.]+)` \|", section, re.M)}
+    return {m.group(1) for m in re.finditer(r"^\| `([A-Za-z][A-Za-z0-9.]*)` \|", section, re.M)}
 
 
 def program_keys() -> set[str]:
