@@ -382,3 +382,58 @@ def test_kwok_makes_a_node_for_a_host_ready(module_lab, control_plane, parts_bin
             control_plane["api"].proc.rss_kib() // 1024, kwok.rss_kib() // 1024))
     finally:
         kwok.stop()
+
+
+def test_deployment_pod_runs_on_a_kwok_node(module_lab, control_plane, parts_bin):
+    """What Helm-installed workloads need: kube-controller-manager (k3s `controllerManager`:
+    its own client cert, the service-account key) creates the ReplicaSet and Pod of a
+    Deployment and the namespace's default ServiceAccount; kube-scheduler (k3s `scheduler`)
+    binds the Pod to a Ready node; kwok's default pod stages (kustomize/stage/pod/fast
+    pod-ready) report it Running. A Deployment pinned to a node that is not managed by kwok
+    stays Pending."""
+    kubectl = control_plane["kubectl"]
+    api = control_plane["api"]
+    root = control_plane["root"]
+    host = module_lab.add_host("agent2", "10.77.0.52")
+    kcm, sched = api.start_controllers()
+    kc_local = api.admin_kubeconfig(server="https://127.0.0.1:6443", name="kwok2.kubeconfig")
+    kwok = Proc([str(parts_bin / "kwok"), f"--kubeconfig={kc_local}",
+                 "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                 f"--node-ip={host.address}"],
+                control_plane["host"].netns, root / "logs/kwok2.log")
+    t0 = time.monotonic()
+    try:
+        def deployment(name: str, node: str) -> dict:
+            labels = {"app": name}
+            return {"apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": {"name": name, "namespace": "default"},
+                    "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                             "template": {"metadata": {"labels": labels},
+                                          "spec": {"nodeSelector": {"kubernetes.io/hostname": node},
+                                                   "containers": [{"name": "c", "image": "lab/none:1"}]}}}}
+        objects = {"apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "v1", "kind": "Node",
+             "metadata": {"name": host.name, "annotations": {"kwok.x-k8s.io/node": "fake"},
+                          "labels": {"kubernetes.io/hostname": host.name}}},
+            deployment("on-kwok", host.name), deployment("on-nowhere", "no-such-node")]}
+        manifest = root / "deployments.json"
+        manifest.write_text(json.dumps(objects))
+        ok(kubectl("apply", "-f", str(manifest)), "apply")
+        res = kubectl("rollout", "status", "deployment/on-kwok", "-n", "default", "--timeout=120s",
+                      timeout=150)
+        logs = "\n".join(f"{p.log.name}:\n{p.text()[-1500:]}" for p in (kcm, sched, kwok))
+        assert res.returncode == 0, f"{res.stdout}{res.stderr}\n{logs}"
+        pods = json.loads(ok(kubectl("get", "pods", "-n", "default", "-o", "json"), "get pods"))
+        by_app = {p["metadata"]["labels"]["app"]: p for p in pods["items"]}
+        assert by_app["on-kwok"]["spec"]["nodeName"] == host.name
+        assert by_app["on-kwok"]["status"]["phase"] == "Running"
+        assert by_app["on-nowhere"]["status"]["phase"] == "Pending"
+        assert not by_app["on-nowhere"]["spec"].get("nodeName")
+        sa = kubectl("get", "serviceaccount", "default", "-n", "default")
+        assert sa.returncode == 0, sa.stderr
+        print(f"Deployment Running in {time.monotonic() - t0:.1f}s; RSS MiB: "
+              f"kube-controller-manager {kcm.rss_kib() // 1024}, kube-scheduler {sched.rss_kib() // 1024}")
+        assert kcm.running() and sched.running()
+    finally:
+        for p in (kwok, sched, kcm):
+            p.stop()

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the real upstream programs the host lab runs (etcd + etcdctl, kube-apiserver,
-# kubectl, kwok) from the Go module proxy ONLY, at the pins of versions.env "Lab (real
-# parts)", into ${XDG_CACHE_HOME:-~/.cache}/rke2-rancher/lab-parts/<key>/bin, where <key>
-# hashes the pins and this file. Same pattern as toolchain/bootstrap.sh: staging dir
+# kube-controller-manager, kube-scheduler, kubectl, kwok) from the Go module proxy ONLY,
+# at the pins of versions.env "Lab (real parts)", into
+# ${XDG_CACHE_HOME:-~/.cache}/rke2-rancher/lab-parts/<key>/bin, where <key> hashes the
+# pins and this file. Same pattern as toolchain/bootstrap.sh: staging dir
 # renamed at the end, COMPLETE marker written last, flock against concurrent builds.
 # Progress on stderr, full log in the cache's logs/<key>/build.log, LAST stdout line =
 # the bin dir. Never commit what this builds.
@@ -10,7 +11,10 @@
 # Environment:
 #   LAB_PARTS_REBUILD=1          ignore a complete cache and rebuild
 #   LAB_PARTS_VERSIONS_FILE      pins file (default <repo>/versions.env)
-#   LAB_PARTS_CONTROLLER_MANAGER=1  also build kube-controller-manager (adds minutes)
+#   LAB_PARTS_CONTROLLERS=0      skip kube-controller-manager and kube-scheduler (built by
+#                                default: they make Deployments' pods exist and get a node;
+#                                ~2.5 min of the cold build); LAB_PARTS_CONTROLLER_MANAGER is
+#                                the older name
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -28,7 +32,7 @@ set +a
 for k in "${PIN_KEYS[@]}"; do [[ -n "${!k:-}" ]] || die "$k is not set in $VERSIONS_FILE"; done
 command -v go >/dev/null || die "go is not installed"
 
-WITH_KCM="${LAB_PARTS_CONTROLLER_MANAGER:-0}"
+WITH_KCM="${LAB_PARTS_CONTROLLERS:-${LAB_PARTS_CONTROLLER_MANAGER:-1}}"
 KEY="$(
   {
     grep -E "^($(IFS='|'; echo "${PIN_KEYS[*]}"))=" "$VERSIONS_FILE" | LC_ALL=C sort
@@ -43,7 +47,7 @@ BIN="$DEST/bin"
 LOGDIR="$CACHE_ROOT/logs/$KEY"
 LOG="$LOGDIR/build.log"
 BINARIES=(etcd etcdctl kube-apiserver kubectl kwok)
-[[ "$WITH_KCM" == 1 ]] && BINARIES+=(kube-controller-manager)
+[[ "$WITH_KCM" == 1 ]] && BINARIES+=(kube-controller-manager kube-scheduler)
 
 verify() {
   local dir="$1" b
@@ -144,6 +148,7 @@ package tools
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
@@ -157,7 +162,7 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   vflags+=" -X $pkg.gitCommit=0000000000000000000000000000000000000000 -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date"
 done
 k8s_parts=(kube-apiserver kubectl)
-[[ "$WITH_KCM" == 1 ]] && k8s_parts+=(kube-controller-manager)
+[[ "$WITH_KCM" == 1 ]] && k8s_parts+=(kube-controller-manager kube-scheduler)
 for part in "${k8s_parts[@]}"; do
   step "$part: build" "$K" go build -trimpath -ldflags "-s -w$vflags" -o "$STAGE/bin/$part" "k8s.io/kubernetes/cmd/$part"
 done

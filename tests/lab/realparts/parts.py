@@ -30,7 +30,8 @@ from .pki import ClusterCAs, kubeconfig, node_sans
 
 HERE = Path(__file__).resolve().parent
 BUILD_SH = HERE / "build.sh"
-PARTS = ("etcd", "etcdctl", "kube-apiserver", "kubectl", "kwok")
+PARTS = ("etcd", "etcdctl", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
+         "kubectl", "kwok")
 
 
 class PartsError(RuntimeError):
@@ -169,6 +170,29 @@ def apiserver_args(kube_apiserver: Path | str, ip: str, tls: Path, cert_dir: Pat
             f"--cert-dir={cert_dir}"]
 
 
+def controller_manager_args(kcm: Path | str, tls: Path, kubeconfig: Path,
+                            cluster_cidr: str = "10.42.0.0/16",
+                            service_cidr: str = "10.43.0.0/16") -> list[str]:
+    """kube-controller-manager as k3s `pkg/daemons/control/server.go` `controllerManager`
+    runs it (subset): its own client cert (system:kube-controller-manager), service-account
+    key, node CIDR allocation, loopback-only serving."""
+    t = Path(tls)
+    return [str(kcm), f"--kubeconfig={kubeconfig}", f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}", "--controllers=*,tokencleaner",
+            f"--service-account-private-key-file={t / 'service.key'}",
+            "--use-service-account-credentials=true", f"--root-ca-file={t / 'server-ca.crt'}",
+            "--allocate-node-cidrs=true", f"--cluster-cidr={cluster_cidr}",
+            f"--service-cluster-ip-range={service_cidr}", "--profiling=false",
+            "--bind-address=127.0.0.1", "--secure-port=10257"]
+
+
+def scheduler_args(scheduler: Path | str, kubeconfig: Path) -> list[str]:
+    """kube-scheduler as k3s `scheduler` runs it (subset)."""
+    return [str(scheduler), f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
+            "--profiling=false", "--bind-address=127.0.0.1", "--secure-port=10259"]
+
+
 class EtcdMember:
     """One RKE2 server's etcd: data under <root>/server/db/etcd, TLS under <root>/server/tls
     (the /var/lib/rancher/rke2 layout), member name `<node>-<8 hex>` (k3s `setName`)."""
@@ -267,10 +291,27 @@ class ApiServer:
         if self.proc is not None:
             self.proc.stop()
 
-    def admin_kubeconfig(self, server: str | None = None, name: str = "rke2.yaml") -> Path:
-        """rke2.yaml's equivalent: server CA + client-admin (system:masters)."""
+    def admin_kubeconfig(self, server: str | None = None, name: str = "rke2.yaml",
+                         client: str = "client-admin") -> Path:
+        """rke2.yaml's equivalent: server CA + client-admin (system:masters); `client` picks
+        another client cert (k3s server/cred/controller.kubeconfig uses client-controller)."""
         path = self.root / name
         path.write_text(kubeconfig(server or "https://127.0.0.1:6443", self.tls / "server-ca.crt",
-                                   self.tls / "client-admin.crt", self.tls / "client-admin.key"))
+                                   self.tls / f"{client}.crt", self.tls / f"{client}.key"))
         path.chmod(0o600)
         return path
+
+    def start_controllers(self) -> tuple[Proc, Proc]:
+        """kube-controller-manager and kube-scheduler on this server, each with its own
+        client certificate (RBAC's bootstrap roles for those users apply)."""
+        cred = self.root / "server/cred"
+        cred.mkdir(parents=True, exist_ok=True)
+        kcm_kc = self.admin_kubeconfig(name="server/cred/controller.kubeconfig",
+                                       client="client-controller")
+        sched_kc = self.admin_kubeconfig(name="server/cred/scheduler.kubeconfig",
+                                         client="client-scheduler")
+        kcm = Proc(controller_manager_args(self.bin / "kube-controller-manager", self.tls, kcm_kc),
+                   self.host.netns, self.root / "logs/kube-controller-manager.log")
+        sched = Proc(scheduler_args(self.bin / "kube-scheduler", sched_kc), self.host.netns,
+                     self.root / "logs/kube-scheduler.log")
+        return kcm, sched

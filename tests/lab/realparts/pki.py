@@ -12,6 +12,8 @@ names the files, `genETCDCerts` / `genServerCerts` / `genClientCerts` say what e
     tls/server-ca.{crt,key}, client-ca.{crt,key}
     tls/serving-kube-apiserver.{crt,key}  CN kube-apiserver, server auth, kubernetes.* + SANs
     tls/client-admin.{crt,key}            CN system:admin, O system:masters
+    tls/client-controller.{crt,key}       CN system:kube-controller-manager
+    tls/client-scheduler.{crt,key}        CN system:kube-scheduler
     tls/service.key                       service-account signing key
 
 Leaf files hold the leaf followed by its CA (deps.go `createClientCertKey` writes both).
@@ -157,9 +159,12 @@ class ClusterCAs:
         crt, key = self.server.issue("kube-apiserver", [SERVER_AUTH], api_sans)
         _write(tls / "serving-kube-apiserver.crt", crt, 0o644)
         _write(tls / "serving-kube-apiserver.key", key, 0o600)
-        crt, key = self.client.issue("system:admin", [CLIENT_AUTH], orgs=("system:masters",))
-        _write(tls / "client-admin.crt", crt, 0o644)
-        _write(tls / "client-admin.key", key, 0o600)
+        for stem, cn, orgs in (("client-admin", "system:admin", ("system:masters",)),
+                               ("client-controller", "system:kube-controller-manager", ()),
+                               ("client-scheduler", "system:kube-scheduler", ())):
+            crt, key = self.client.issue(cn, [CLIENT_AUTH], orgs=orgs)
+            _write(tls / f"{stem}.crt", crt, 0o644)
+            _write(tls / f"{stem}.key", key, 0o600)
         if not (tls / "service.key").exists():
             _write(tls / "service.key", _key_pem(_key()), 0o600)
 
