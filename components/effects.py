@@ -12,6 +12,8 @@ followed by `if` and conditions joined by `and` (all must hold) or `or` (one mus
     changed(VAR)     VAR differs from the command the host last ran (always true on create)
     changed(stdin)   the step's stdin differs from the last run (always true on create)
     created          the step is created (a new step, or the replacement of a replaced one)
+    handed-over      the step is deleted while another host of the stack takes its address
+                     (a renamed node, or a host moved between servers and agents)
 
 e.g. `# host-effect: restart if ACTION=restart; nothing`. The plan (components/plan.py)
 evaluates the declaration of the script a step runs, for the command that will run, so
@@ -72,6 +74,8 @@ class Condition:
     def holds(self, run: "Run") -> bool:
         if self.kind == "created":
             return run.created
+        if self.kind == "handed-over":
+            return run.handed_over
         if self.kind == "changed":
             return run.created or run.changed(self.var)
         return run.values.get(self.var) == self.value
@@ -96,6 +100,7 @@ class Run:
 
     values: dict
     created: bool = False
+    handed_over: bool = False
     changed_vars: frozenset = frozenset()
     stdin_changed: bool = False
 
@@ -105,15 +110,15 @@ class Run:
 
 def parse_condition(text: str) -> Condition:
     text = text.strip()
-    if text == "created":
-        return Condition("created")
+    if text in ("created", "handed-over"):
+        return Condition(text)
     m = re.fullmatch(r"changed\((stdin|[A-Z][A-Z0-9_]*)\)", text)
     if m:
         return Condition("changed", var=m.group(1))
     m = re.fullmatch(r"([A-Z][A-Z0-9_]*)=(\S+)", text)
     if m:
         return Condition("value", var=m.group(1), value=m.group(2))
-    raise EffectError(f"condition {text!r}: expected VAR=value, changed(VAR), changed(stdin) or created")
+    raise EffectError(f"condition {text!r}: expected VAR=value, changed(VAR), changed(stdin), created or handed-over")
 
 
 def parse_declaration(text: str) -> tuple[Clause, ...]:

@@ -316,15 +316,16 @@ def _command_for(state: dict, op: str) -> fx.Command | None:
     return fx.parse_command(inputs.get("create"))
 
 
-def step_effect(step: Step) -> tuple[str | None, str]:
-    """(script, effect) of a host step's change, from the script's own declaration."""
+def step_effect(step: Step, handed_over: bool = False) -> tuple[str | None, str]:
+    """(script, effect) of a host step's change, from the script's own declaration.
+    `handed_over`: the step's host is removed while another host of the stack takes its address."""
     if step.op == "create":
         cmd = _command_for(step.new, "create")
         return (cmd.script, fx.effect_of(cmd.script, fx.Run(cmd.values, created=True))) if cmd else (None, "nothing")
     if step.op == "delete":
         cmd = _command_for(step.old, "delete")
         script = (_command_for(step.old, "create") or cmd or fx.Command(None, {})).script
-        return script, (fx.effect_of(cmd.script, fx.Run(cmd.values)) if cmd else "nothing")
+        return script, (fx.effect_of(cmd.script, fx.Run(cmd.values, handed_over=handed_over)) if cmd else "nothing")
     if step.op == "replace":
         new = _command_for(step.new, "create")
         old_delete = _command_for(step.old, "delete")
@@ -460,6 +461,12 @@ def build(preview: dict, policy_events: Iterable[dict] = (), stack: str = "",
     down_steps: list[tuple[str, Step]] = []
     totals = Totals()
     order_index = {u: i for i, u in enumerate(host_urns)}
+    live_addresses = set()
+    for u in live_hosts:
+        inputs = (by_urn[u].new.get("inputs") if u in by_urn and by_urn[u].new else
+                  (old_res.get(u) or {}).get("inputs")) or {}
+        if isinstance(inputs.get("address"), str):
+            live_addresses.add(inputs["address"])
     for h in host_urns:
         kids = children[h]
         comp = comp_steps.get(h) or Step(urn=h, op="same", type=nodes[h]["type"], old={}, new={},
@@ -471,8 +478,10 @@ def build(preview: dict, policy_events: Iterable[dict] = (), stack: str = "",
         host_causes = component_causes(comp) if comp.op in CHANGE_OPS else []
         plans = []
         restarts = 0
+        handed_over = comp.op == "delete" and \
+            (comp.old.get("inputs") or {}).get("address") in live_addresses
         for k in topo(changed):
-            script, effect = step_effect(k)
+            script, effect = step_effect(k, handed_over=handed_over)
             inputs = _changed_inputs(k)
             causes = list(host_causes)
             if not causes or (comp.op not in ("create", "delete") and "stdin" in inputs and
