@@ -110,9 +110,12 @@ class SystemdHost(netlab.Host):
     """A lab host running a real Debian with systemd as PID 1 (see the module docstring).
     `exec` runs commands inside the container (nsenter into PID 1's namespaces)."""
 
-    def __init__(self, lab, name, address, index, base: Path):
+    def __init__(self, lab, name, address, index, base: Path,
+                 binds_ro: tuple[tuple[str, str], ...] = ()):
         super().__init__(lab, name, address, index)
         self.base = base
+        #: (path on this machine, path in the host) bound read-only at every boot
+        self.binds_ro = tuple((str(a), str(b)) for a, b in binds_ro)
         self.merged = self.dir / "merged"
         self._nspawn: subprocess.Popen | None = None
         self._term_sent = False
@@ -169,7 +172,9 @@ class SystemdHost(netlab.Host):
             ["systemd-nspawn", "--register=no", "--keep-unit", "--quiet", "-D", str(self.merged),
              f"--machine={self.lab.netns}-{self.name}", f"--hostname={self.name}",
              f"--network-namespace-path=/run/netns/{self.netns}",
-             f"--bind-ro={self.lab.hosts_file}:/etc/hosts", "--console=read-only", "--boot"],
+             f"--bind-ro={self.lab.hosts_file}:/etc/hosts",
+             *(f"--bind-ro={src}:{dest}" for src, dest in self.binds_ro),
+             "--console=read-only", "--boot"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         log.close()
         self.wait_running(timeout)
@@ -287,13 +292,15 @@ class SystemdHost(netlab.Host):
 
 
 def add_systemd_host(lab, name: str, address: str, register_name: bool = True,
-                     base: Path | None = None) -> SystemdHost:
-    """Like `Lab.add_host`, but the host is a real Debian booted with systemd."""
+                     base: Path | None = None,
+                     binds_ro: tuple[tuple[str, str], ...] = ()) -> SystemdHost:
+    """Like `Lab.add_host`, but the host is a real Debian booted with systemd. `binds_ro`:
+    (path here, path in the host) pairs bound read-only (e.g. the lab parts' bin dir)."""
     if not lab._started or lab._closed:
         raise LabError("lab is not running")
     if name in lab.hosts:
         raise LabError(f"host {name} exists")
-    host = SystemdHost(lab, name, address, len(lab.hosts) + 1, base or ensure_base())
+    host = SystemdHost(lab, name, address, len(lab.hosts) + 1, base or ensure_base(), binds_ro)
     lab.hosts[name] = host
     if register_name:
         lab.set_host_entry(name, address)

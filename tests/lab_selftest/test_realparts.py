@@ -437,3 +437,48 @@ def test_deployment_pod_runs_on_a_kwok_node(module_lab, control_plane, parts_bin
     finally:
         for p in (kwok, sched, kcm):
             p.stop()
+
+
+def test_etcd_as_a_notify_unit_in_a_systemd_host(module_lab, parts_bin, tmp_path):
+    """The real etcd as a Type=notify systemd unit on a real systemd host (stand-in v2's
+    shape): etcd v3.5.21 server/etcdmain/main.go `notifySystemd` sends READY=1 once it
+    serves, so `systemctl start` returns only then (systemd.service(5), Type=notify); RKE2
+    paths in the host, parts bound read-only; a client on the workstation reaches it over
+    TLS at the host's address with the etcd client cert."""
+    from tests.lab.systemd_hosts import add_systemd_host, nspawn_unavailable_reason
+    from tests.lab.realparts.parts import etcd_args
+    from tests.lab.realparts.pki import node_sans
+    reason = nspawn_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    host = add_systemd_host(module_lab, "sysetcd1", "10.77.0.81",
+                            binds_ro=((parts_bin, "/opt/rk2lab-parts"),))
+    cas = ClusterCAs()
+    tls = "/var/lib/rancher/rke2/server/tls"
+    cas.write_etcd(host.path(tls), node_sans(host.name, [host.address]))
+    argv = etcd_args("/opt/rk2lab-parts/etcd", f"{host.name}-0a1b2c3d", host.address,
+                     Path("/var/lib/rancher/rke2/server/db/etcd"), Path(tls))
+    host.write_file("/etc/systemd/system/lab-etcd.service",
+                    "[Unit]\nDescription=real etcd (lab)\n[Service]\nType=notify\n"
+                    f"ExecStart={' '.join(argv)}\nTimeoutStartSec=90\nRestart=no\n"
+                    "[Install]\nWantedBy=multi-user.target\n")
+    t0 = time.monotonic()
+    rc, out, err = host.ssh("systemctl daemon-reload && timeout 100 systemctl start lab-etcd.service")
+    started = time.monotonic() - t0
+    assert rc == 0, f"{out}{err}\n{host.journal('lab-etcd.service')[-3000:]}"
+    rc, out, _ = host.ssh("systemctl is-active lab-etcd.service")
+    assert out.strip() == "active"
+    journal = host.journal("lab-etcd.service")
+    assert "successfully notified init daemon" in journal, journal[-3000:]
+
+    ws = tmp_path / "workstation-tls"
+    cas.write_etcd(ws, node_sans("workstation", [module_lab.gateway]))
+    e = ws / "etcd"
+    res = module_lab.run([str(parts_bin / "etcdctl"), f"--endpoints=https://{host.address}:2379",
+                          f"--cacert={e / 'server-ca.crt'}", f"--cert={e / 'client.crt'}",
+                          f"--key={e / 'client.key'}", "put", "/lab/from-workstation", "ok"],
+                         timeout=30)
+    assert res.returncode == 0, res.stderr
+    rc, out, _ = host.ssh("systemctl stop lab-etcd.service; systemctl is-active lab-etcd.service")
+    assert out.strip() == "inactive"
+    print(f"systemctl start lab-etcd.service returned after {started:.1f}s (READY=1)")
