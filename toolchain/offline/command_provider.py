@@ -30,8 +30,16 @@ Behaviour follows pulumi-command 1.2.1:
     (remote/commandOutputs.go run). Steps that handle secrets must never print them before
     a check that can fail, nor put them in the command text.
 
+  * `proxy` (a bastion) follows remote/connection.go Dial: the proxy is dialed like a host
+    (its own hostKey, key/password/agent, perDialTimeout, dialErrorLimit, status "Dial proxy"),
+    then a `direct-tcpip` channel to host:port is opened on it (the target's dialErrorLimit,
+    no time limit, status "Dial from proxy"), then the target's SSH handshake runs over that
+    channel (status "Dial"); a failed handshake closes the channel, so its retries fail with
+    "EOF". Every error on this path is prefixed "proxy: ".
+
 Differences: stdout/stderr are marked secret when the data the command consumed
-(create/update/stdin/environment) was secret. Bastion (`proxy`) connections are not supported.
+(create/update/stdin/environment) was secret. The bastion's SSH connection is closed with the
+target's (upstream leaves it open until the plugin exits).
 
 Usage (as the engine runs plugins): command_provider.py [flags] <engine-address>
 """
@@ -252,8 +260,9 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _check_connection(conn: Any, path: str, failures: list[tuple[str, str]]) -> Any:
-    """Validates one connection object and applies its defaults (keeping secret markers)."""
+def _check_connection(conn: Any, path: str, failures: list[tuple[str, str]], *, proxy: bool = False) -> Any:
+    """Validates one connection object (or its `proxy`) and applies its defaults (keeping
+    secret markers); ProxyConnection has the same fields and defaults, without `proxy`."""
     inner, secret = unwrap(conn)
     if inner == UNKNOWN:
         return conn
@@ -261,12 +270,13 @@ def _check_connection(conn: Any, path: str, failures: list[tuple[str, str]]) -> 
         failures.append((path, "must be an object"))
         return conn
     out = dict(inner)
+    type_name = "remote.ProxyConnection" if proxy else "remote.Connection"
     for k in out:
-        if k not in CONNECTION_KEYS:
-            failures.append((f"{path}.{k}", f"Unrecognized field '{k}' on 'remote.Connection'"))
+        if k not in CONNECTION_KEYS or (proxy and k == "proxy"):
+            failures.append((f"{path}.{k}", f"Unrecognized field '{k}' on '{type_name}'"))
     host = out.get("host")
     if host is None:
-        failures.append((f"{path}.host", "Missing required field 'host' on 'remote.Connection'"))
+        failures.append((f"{path}.host", f"Missing required field 'host' on '{type_name}'"))
     for key, default in CONNECTION_DEFAULTS.items():
         if out.get(key) is None:
             out[key] = default
@@ -278,9 +288,8 @@ def _check_connection(conn: Any, path: str, failures: list[tuple[str, str]]) -> 
         v, _ = unwrap(out.get(key))
         if v is not None and v != UNKNOWN and not _is_number(v):
             failures.append((f"{path}.{key}", "must be a number"))
-    if out.get("proxy") is not None:
-        failures.append((f"{path}.proxy", "bastion (proxy) connections are not supported by the offline "
-                                          "command provider"))
+    if not proxy and out.get("proxy") is not None:
+        out["proxy"] = _check_connection(out["proxy"], f"{path}.proxy", failures, proxy=True)
     return rewrap(out, secret)
 
 
@@ -521,15 +530,15 @@ def _go_quote(s: str) -> str:
 _GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
 
 
-def _load_private_key(text: str, password: str | None) -> paramiko.PKey:
+def _load_private_key(text: str, password: str | None, path: str = "connection") -> paramiko.PKey:
     for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
         try:
             return cls.from_private_key(io.StringIO(text), password=password)
         except paramiko.PasswordRequiredException:
-            raise StepError("connection.privateKey is encrypted: set connection.privateKeyPassword") from None
+            raise StepError(f"{path}.privateKey is encrypted: set {path}.privateKeyPassword") from None
         except (paramiko.SSHException, ValueError, TypeError, IndexError):
             continue  # not this key type (or a wrong password: reported below without details)
-    raise StepError("connection.privateKey: not a usable SSH private key (ed25519, ecdsa or rsa, "
+    raise StepError(f"{path}.privateKey: not a usable SSH private key (ed25519, ecdsa or rsa, "
                     "OpenSSH or PEM format)")
 
 
@@ -554,6 +563,9 @@ def _parse_host_key(text: str) -> tuple[str, bytes]:
 # Go x/crypto ssh: a signal without exit-status counts as status 128 + its number (session.go wait).
 _SIGNALS = {"ABRT": 6, "ALRM": 14, "FPE": 8, "HUP": 1, "ILL": 4, "INT": 2, "KILL": 9, "PIPE": 13,
             "QUIT": 3, "SEGV": 11, "TERM": 15}
+# x/crypto ssh channel.go RejectionReason.String.
+_REJECTION_REASONS = {1: "administratively prohibited", 2: "connect failed", 3: "unknown channel type",
+                      4: "resource shortage"}
 # Wide enough to never end a handshake (upstream bounds only the TCP connect), small enough
 # for threading's timeouts.
 _NO_TIMEOUT = 10.0 ** 8
@@ -570,6 +582,22 @@ class _Transport(paramiko.Transport):
         super().__init__(sock)
         self.offer = offer
         self.peer_host_key_algorithms: list[str] | None = None
+        self.last_open_failure: tuple[int, str] | None = None
+        self.via: paramiko.Transport | None = None  # the bastion this transport runs through
+
+    def close(self) -> None:
+        super().close()
+        if self.via is not None:
+            self.via.close()
+
+    def _parse_channel_open_failure(self, m):
+        # paramiko keeps only the reason code; x/crypto's OpenChannelError shows the server's text.
+        start = m.packet.tell()
+        m.get_int()
+        reason = m.get_int()
+        self.last_open_failure = (reason, m.get_text())
+        m.packet.seek(start)
+        super()._parse_channel_open_failure(m)
 
     @property
     def preferred_keys(self):
@@ -618,12 +646,13 @@ _Transport._channel_handler_table = {**paramiko.Transport._channel_handler_table
 
 
 class Connection:
-    """A parsed `connection` input."""
+    """A parsed `connection` input (or its `proxy`, with `is_proxy`)."""
 
-    def __init__(self, value: Any):
+    def __init__(self, value: Any, *, is_proxy: bool = False):
         c = plain(value)
+        self.path = "connection.proxy" if is_proxy else "connection"
         if not isinstance(c, dict) or not c.get("host"):
-            raise StepError("connection.host is required")
+            raise StepError(f"{self.path}.host is required")
         self.host: str = c["host"]
         self.port = int(c.get("port") if c.get("port") is not None else 22)
         self.user: str = c.get("user") or "root"
@@ -636,9 +665,9 @@ class Connection:
         timeout = c.get("perDialTimeout")
         self.per_dial_timeout = float(timeout) if timeout is not None else 15.0
         self.host_key: str | None = c.get("hostKey") or None
-        if c.get("proxy"):
-            raise StepError("connection.proxy: bastion connections are not supported by the offline "
-                            "command provider")
+        self.proxy: Connection | None = None
+        if not is_proxy and c.get("proxy"):
+            self.proxy = Connection(c["proxy"], is_proxy=True)
 
     @property
     def endpoint(self) -> str:
@@ -659,7 +688,15 @@ class Dialer:
         `dialErrorLimit` times (-1: forever), waiting 100 ms, then 1.5 times longer each
         time, at most 5 s (pulumi sdk retry.Until), with the status "Dial n/limit failed:
         retrying"; then "after <limit> failed attempts: <last error>";
-      * no SSH keepalive is sent.
+      * no SSH keepalive is sent;
+      * with `proxy`: both configs are built first (the target's, then the proxy's, whose
+        errors read "proxy: ..."), then three retried stages: "Dial proxy" (the bastion, with
+        its own dialErrorLimit and perDialTimeout), "Dial from proxy" (a direct-tcpip channel
+        to host:port; a refusal reads "ssh: rejected: <reason> (<bastion's message>)"),
+        "Dial" (the target's handshake over that one channel, which a failure closes: later
+        attempts read "ssh: handshake failed: EOF"); the last two use the target's
+        dialErrorLimit and no time limit; every final error is "proxy: after n failed
+        attempts: ...".
     """
 
     INITIAL_DELAY = 0.1
@@ -677,37 +714,103 @@ class Dialer:
 
     def dial(self) -> paramiko.Transport:
         conn = self.conn
-        expected = _parse_host_key(conn.host_key) if conn.host_key else None
-        pkey = _load_private_key(conn.private_key, conn.private_key_password) if conn.private_key else None
-        agent = self._agent()
+        agents: list[paramiko.agent.AgentSSH] = []
         try:
-            return self._dial_with_retry(pkey, expected, agent)
+            target = self._ssh_config(conn, agents)
+            if conn.proxy is None:
+                return self._dial_with_retry(
+                    "Dial", conn.dial_error_limit,
+                    lambda: self._attempt(self._connect_tcp(conn), conn, *target))
+            return self._dial_via_proxy(conn, conn.proxy, target, agents)
         finally:
-            if agent is not None:
+            for agent in agents:
                 agent._close()
 
-    def _dial_with_retry(self, pkey, expected, agent) -> paramiko.Transport:
-        limit = self.conn.dial_error_limit
+    def _ssh_config(self, conn: Connection, agents: list) -> tuple:
+        """connection.go SSHConfig: the host key, the private key, then the agent, in that order."""
+        expected = _parse_host_key(conn.host_key) if conn.host_key else None
+        pkey = _load_private_key(conn.private_key, conn.private_key_password, conn.path) \
+            if conn.private_key else None
+        agent = self._agent(conn)
+        if agent is not None:
+            agents.append(agent)
+        return pkey, expected, agent
+
+    def _dial_via_proxy(self, conn: Connection, proxy: Connection, target: tuple,
+                        agents: list) -> paramiko.Transport:
+        """connection.go Dial with a proxy: every error here is "proxy: <error>"."""
+        try:
+            proxy_config = self._ssh_config(proxy, agents)
+        except StepError as e:
+            raise StepError(f"proxy: {e}") from None
+        # 1. The bastion, like a host: its own limit, timeout, host key and credentials.
+        bastion = self._dial_with_retry(
+            "Dial proxy", proxy.dial_error_limit,
+            lambda: self._attempt(self._connect_tcp(proxy), proxy, *proxy_config), prefix="proxy: ")
+        ok = False
+        try:
+            # 2. x/crypto Client.Dial("tcp", host:port): a direct-tcpip channel from 0.0.0.0:0, no
+            #    time limit, retried with the target's dialErrorLimit.
+            channel = self._dial_with_retry(
+                "Dial from proxy", conn.dial_error_limit,
+                lambda: self._open_direct_tcpip(bastion, conn), prefix="proxy: ")
+            # 3. ssh.NewClientConn over the channel, retried on the same channel; a failed attempt
+            #    closes it (NewClientConn: c.Close()), so later attempts fail at once with EOF.
+            closed = threading.Event()
+
+            def over_channel() -> paramiko.Transport:
+                if closed.is_set():
+                    raise _RetryableDialError("ssh: handshake failed: EOF")
+                try:
+                    return self._attempt(channel, conn, *target)
+                except _RetryableDialError:
+                    closed.set()
+                    raise
+
+            transport = self._dial_with_retry("Dial", conn.dial_error_limit, over_channel, prefix="proxy: ")
+            transport.via = bastion
+            ok = True
+            return transport
+        finally:
+            if not ok:
+                self.untrack(bastion)
+                bastion.close()
+
+    @staticmethod
+    def _open_direct_tcpip(bastion: "_Transport", conn: Connection) -> paramiko.Channel:
+        bastion.last_open_failure = None
+        try:
+            return bastion.open_channel("direct-tcpip", dest_addr=(conn.host, conn.port),
+                                        src_addr=("0.0.0.0", 0), timeout=_NO_TIMEOUT)
+        except paramiko.ChannelException as e:
+            # x/crypto OpenChannelError.Error: "ssh: rejected: <reason> (<server's message>)".
+            code, message = bastion.last_open_failure or (e.code, "")
+            reason = _REJECTION_REASONS.get(code, f"unknown reason {code}")
+            raise _RetryableDialError(f"ssh: rejected: {reason} ({message})") from None
+        except (paramiko.SSHException, OSError, EOFError):
+            raise _RetryableDialError("EOF") from None  # the bastion's connection is gone
+
+    def _dial_with_retry(self, what: str, limit: int, attempt: Callable[[], Any], prefix: str = "") -> Any:
         delay = self.INITIAL_DELAY
         dials = 0
         while True:
             if self.cancelled.is_set():
                 raise StepError("operation cancelled")
             try:
-                return self._attempt(pkey, expected, agent)
+                return attempt()
             except _RetryableDialError as e:
                 if self.cancelled.is_set():
                     raise StepError("operation cancelled") from None
                 dials += 1
                 if limit > -1 and dials > limit:
-                    raise StepError(f"after {dials - 1} failed attempts: {e}") from None
-                self.log(f"Dial {dials}/{'inf' if limit == -1 else limit} failed: retrying")
+                    raise StepError(f"{prefix}after {dials - 1} failed attempts: {e}") from None
+                self.log(f"{what} {dials}/{'inf' if limit == -1 else limit} failed: retrying")
             if self.cancelled.wait(delay):
                 raise StepError("operation cancelled")
             delay = min(delay * self.BACKOFF, self.MAX_DELAY)
 
-    def _connect_tcp(self) -> socket.socket:
-        conn = self.conn
+    @staticmethod
+    def _connect_tcp(conn: Connection) -> socket.socket:
         timeout = conn.per_dial_timeout if conn.per_dial_timeout > 0 else None
         try:
             infos = socket.getaddrinfo(conn.host, conn.port, type=socket.SOCK_STREAM)
@@ -727,8 +830,7 @@ class Dialer:
             sock.close()
         raise _RetryableDialError(last)
 
-    def _attempt(self, pkey, expected, agent) -> paramiko.Transport:
-        sock = self._connect_tcp()
+    def _attempt(self, sock, conn: Connection, pkey, expected, agent) -> "_Transport":
         offer = [expected[0]] if expected is not None else None
         transport = _Transport(sock, offer)
         self.track(transport)
@@ -750,7 +852,7 @@ class Dialer:
                 raise _RetryableDialError(f"ssh: handshake failed: {self._handshake_error(e)}") from None
             if expected is not None and transport.get_remote_server_key().asbytes() != expected[1]:
                 raise _RetryableDialError("ssh: handshake failed: ssh: host key mismatch")
-            self._authenticate(transport, pkey, agent)
+            self._authenticate(transport, conn, pkey, agent)
             ok = True
             return transport
         finally:
@@ -769,11 +871,10 @@ class Dialer:
             return f"read tcp: {_errno_text(e)}"
         return str(e) or "EOF"
 
-    def _authenticate(self, t: paramiko.Transport, pkey: paramiko.PKey | None,
+    def _authenticate(self, t: paramiko.Transport, conn: Connection, pkey: paramiko.PKey | None,
                       agent: paramiko.agent.AgentSSH | None) -> None:
         """x/crypto clientAuthenticate: "none" first, then each configured method (private key,
         password, keyboard-interactive, agent) the server allows and not tried yet by name."""
-        conn = self.conn
         methods: list[tuple[str, Callable[[], None]]] = []
         if pkey is not None:
             methods.append(("publickey", lambda: t.auth_publickey(conn.user, pkey)))
@@ -823,10 +924,11 @@ class Dialer:
         raise _RetryableDialError(f"ssh: handshake failed: ssh: unable to authenticate, attempted methods "
                                   f"{_go_list(tried)}, no supported methods remain")
 
-    def _agent(self) -> paramiko.agent.AgentSSH | None:
+    @staticmethod
+    def _agent(conn: Connection) -> paramiko.agent.AgentSSH | None:
         """connection_unix.go: agentSocketPath, else SSH_AUTH_SOCK when non-empty; dialed once,
         before the host; an unreachable agent is the step's error (no retry)."""
-        path = self.conn.agent_socket_path
+        path = conn.agent_socket_path
         if path is None:
             path = os.environ.get("SSH_AUTH_SOCK") or None
         if path is None:
@@ -1048,6 +1150,8 @@ class Runner:
             raise StepError(f"ssh: {e or type(e).__name__}") from None
         finally:
             self.provider.unregister(transport)
+            if transport.via is not None:
+                self.provider.unregister(transport.via)
             transport.close()
         if cancelled.is_set():
             raise StepError("operation cancelled")

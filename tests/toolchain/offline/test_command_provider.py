@@ -60,9 +60,10 @@ def keygen(path: Path, kind: str = "ed25519", passphrase: str = "") -> tuple[str
 
 class Sshd:
     """sshd on loopback. host_keys: the host key types it has (the first is `host_pub`);
-    extra: more sshd_config lines."""
+    extra: more sshd_config lines; log_level: sshd's LogLevel (its log is root/sshd.log)."""
 
-    def __init__(self, root: Path, host_keys: tuple[str, ...] = ("ed25519",), extra: str = ""):
+    def __init__(self, root: Path, host_keys: tuple[str, ...] = ("ed25519",), extra: str = "",
+                 log_level: str = "ERROR"):
         self.root = root
         self.port = free_port()
         self.client_key, self.client_pub = keygen(root / "id_client")
@@ -87,7 +88,7 @@ class Sshd:
             KbdInteractiveAuthentication no
             PermitRootLogin prohibit-password
             AcceptEnv ALLOWED_* PULUMI_COMMAND_STDOUT
-            LogLevel ERROR
+            LogLevel {log_level}
             """) + "".join(f"HostKey {root}/host_{kind}\n" for kind in host_keys) + extra)
         os.makedirs("/run/sshd", exist_ok=True)
         self.log = open(root / "sshd.log", "wb")
