@@ -138,3 +138,52 @@ def test_cluster_reset_of_moved_single_server(module_lab, parts_bin, tmp_path):
         assert len(s.info()["members"]) == 1
     finally:
         s.stop()
+
+
+def test_server_prototype_as_rke2_server_unit_on_a_systemd_host(module_lab, parts_bin, tmp_path):
+    """Stand-in v2's shape (tests/lab/standin/realparts_server.py) on a real systemd host:
+    `timeout 180 systemctl start rke2-server` returns once the unit sends READY=1 (RKE2's
+    unit is Type=notify), then the RKE2 contract holds: rke2.yaml mode 0600, the server's
+    own kubectl lists its Node Ready, the API answers on 6443 through a tls-san name."""
+    from tests.lab.systemd_hosts import add_systemd_host, nspawn_unavailable_reason
+    from tests.lab.realparts.pki import kubeconfig
+    from tests.lab.standin.realparts_server import UNIT, server_script
+    reason = nspawn_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    host = add_systemd_host(module_lab, "proto1", "10.77.0.91",
+                            binds_ro=((parts_bin, "/opt/rk2lab-parts"),))
+    module_lab.set_host_entry("proto1.lab.example", host.address)
+    cas = ClusterCAs()
+    tls = host.path("/var/lib/rancher/rke2/server/tls")
+    sans = node_sans(host.name, [host.address])
+    cas.write_etcd(tls, sans)
+    cas.write_server(tls, sans + ["proto1.lab.example"])
+    host.write_file("/usr/local/bin/rke2-server-proto",
+                    server_script("/opt/rk2lab-parts", host.name, host.address, "proto1-0a1b2c3d"),
+                    0o755)
+    host.write_file("/etc/systemd/system/rke2-server.service", UNIT)
+    t0 = time.monotonic()
+    rc, out, err = host.ssh("systemctl daemon-reload && timeout 180 systemctl start rke2-server",
+                            timeout=200)
+    started = time.monotonic() - t0
+    assert rc == 0, f"{out}{err}\n{host.journal('rke2-server.service')[-3000:]}"
+    rc, out, _ = host.ssh("stat -c %a /etc/rancher/rke2/rke2.yaml")
+    assert out.strip() == "600"
+    rc, out, err = host.ssh("/var/lib/rancher/rke2/bin/kubectl --kubeconfig /etc/rancher/rke2/rke2.yaml "
+                            "get node proto1 -o json")
+    assert rc == 0, err
+    conditions = {c["type"]: c["status"] for c in json.loads(out)["status"]["conditions"]}
+    assert conditions.get("Ready") == "True"
+
+    ws = tmp_path / "ws.kubeconfig"
+    ws.write_text(kubeconfig("https://proto1.lab.example:6443", tls / "server-ca.crt",
+                             tls / "client-admin.crt", tls / "client-admin.key"))
+    res = module_lab.run([str(parts_bin / "kubectl"), f"--kubeconfig={ws}", "get", "--raw",
+                          "/readyz"], timeout=30)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
+    mem = host.memory_kib()
+    rc, out, _ = host.ssh("systemctl stop rke2-server; systemctl is-active rke2-server")
+    assert out.strip() == "inactive"
+    print(f"rke2-server (prototype) READY after {started:.1f}s; host RSS {mem['rss'] // 1024} MiB, "
+          f"PSS {mem['pss'] // 1024} MiB")
