@@ -457,10 +457,8 @@ def build(preview: dict, policy_events: Iterable[dict] = (), stack: str = "",
         return live + dead
 
     hosts: list[HostPlan] = []
-    hp_order: dict[str, int] = {}
     down_steps: list[tuple[str, Step]] = []
     totals = Totals()
-    order_index = {u: i for i, u in enumerate(host_urns)}
     live_addresses = set()
     for u in live_hosts:
         inputs = (by_urn[u].new.get("inputs") if u in by_urn and by_urn[u].new else
@@ -503,20 +501,22 @@ def build(preview: dict, policy_events: Iterable[dict] = (), stack: str = "",
                     down_steps.append((comp.name, k))
             if effect == "drain":
                 totals.agents_drained += 1
-            if effect == "certs" and comp.op != "create":
-                totals.certificates_reissued += 1
-                totals.certificates.append(f"{comp.name} serving certificates")
         hp = HostPlan(comp.name, role, comp.op if comp.op in CHANGE_OPS else "same",
                       None if comp.op == "delete" else stage.get(h), host_causes, plans, restarts)
-        hp_order[comp.name] = order_index[h]
         hosts.append(hp)
-        if restarts:
-            totals.restarts[comp.name] = restarts
         if comp.op == "create":
             totals.hosts_added.append(comp.name)
         if comp.op == "delete":
             totals.hosts_removed.append(comp.name)
-    hosts.sort(key=lambda hp: (hp.stage is None, hp.stage or 0, hp_order[hp.name]))
+    hosts.sort(key=lambda hp: (hp.stage is None, hp.stage or 0, hp.name))  # a stage runs in parallel
+    for hp in hosts:  # in execution order
+        if hp.restarts:
+            totals.restarts[hp.name] = hp.restarts
+        if hp.op != "create":
+            for sp in hp.steps:
+                if sp.effect == "certs":
+                    totals.certificates_reissued += 1
+                    totals.certificates.append(f"{hp.name} serving certificates")
 
     # Servers down at once: the largest set of servers with pairwise unordered down steps.
     def before(a: Step, b: Step) -> bool:
@@ -615,8 +615,10 @@ def grouped_policies(plan: Plan) -> list[dict]:
     for p in plan.policies:
         g = groups.setdefault((p["level"], p["policy"]), {**p, "resources": []})
         g["resources"].append(p["resource"])
+    for g in groups.values():
+        g["resources"].sort()
     order = {"mandatory": 0, "advisory": 1}
-    return sorted(groups.values(), key=lambda g: order.get(g["level"], 2))
+    return sorted(groups.values(), key=lambda g: (order.get(g["level"], 2), g["policy"]))
 
 
 def _summary_lines(plan: Plan) -> list[str]:
