@@ -149,17 +149,30 @@ MAX_LIST = 256
 # Every key the program reads, per section; unknown keys are errors (typos surface at once).
 # tests/unit/test_readme.py checks the README's config reference against this table.
 KNOWN_KEYS: dict[str, tuple[str, ...]] = {
-    "": ("ssh", "cluster", "servers", "agents", "loadBalancer", "token", "certManager", "rancher"),
+    "": ("ssh", "cluster", "servers", "agents", "loadBalancer", "token", "certManager", "rancher", "registries"),
     "ssh": ("user", "privateKeyPath", "privateKey", "port", "hostKeys"),
     "cluster": ("hostname", "version", "tlsSans", "clusterCidr", "serviceCidr", "clusterDns", "cni",
                 "disable", "writeKubeconfigMode", "mobile", "mobileNodeIp", "mobileInterface",
                 "extraConfig", "agentExtraConfig", "etcdS3", "installScriptUrl", "artifactDir",
-                "retainOnDestroy", "readyTimeoutSeconds", "ca", "certificateRotation"),
+                "retainOnDestroy", "readyTimeoutSeconds", "ca", "certificateRotation",
+                "systemDefaultRegistry", "imagesArchives", "profile"),
     "servers[]": ("name", "address", "nodeIp", "labels", "taints"),
     "loadBalancer": ("name", "address", "vip", "vipInterface"),
     "certManager": ("enabled", "version"),
     "rancher": ("enabled", "version", "hostname", "replicas", "bootstrapPassword", "tlsSource",
                 "repository", "letsEncryptEmail"),
+    # registries.yaml (RKE2/k3s format, rancher/wharfie pkg/registries/types.go), in camelCase;
+    # the keys of each entry are in REGISTRY_KEYS.
+    "registries": ("mirrors", "configs"),
+}
+# Keys of the entries under registries.mirrors.<host>, registries.configs.<host> (and its
+# auth and tls objects) and cluster.imagesArchives[].
+REGISTRY_KEYS: dict[str, tuple[str, ...]] = {
+    "mirror": ("endpoints", "rewrites"),
+    "config": ("auth", "tls"),
+    "auth": ("username", "password", "token"),
+    "tls": ("caFile", "certFile", "keyFile", "insecureSkipVerify"),
+    "imagesArchive": ("url", "sha256"),
 }
 ETCD_S3_KEYS = ("accessKey", "secretKey", "sessionToken")
 # Keys whose value is a secret whatever the stack file says; everything under them too.
@@ -328,6 +341,12 @@ class ClusterConfig:
     """generated: the stack owns the CA set (pulumi-tls); rke2: RKE2 creates it on first start."""
     certificate_rotation: str | None
     """Any label; changing it rotates the leaf certificates, one server at a time."""
+    system_default_registry: str | None = None
+    """Registry host[:port] prefixed to RKE2's system images (system-default-registry, every node)."""
+    images_archives: tuple["ImageArchive", ...] = ()
+    """Image archives fetched into agent/images/ on every node before the first start."""
+    profile: str | None = None
+    """RKE2 profile (cis): etcd user, kernel parameters and the profile key on every node."""
 
     @property
     def ingress_enabled(self) -> bool:
@@ -335,6 +354,58 @@ class ClusterConfig:
         if "rke2-ingress-nginx" in self.disable or "rke2-traefik" in self.disable:
             return False
         return self.extra_config.get("ingress-controller", "ingress-nginx") not in ("none", "")
+
+
+@dataclass(frozen=True)
+class ImageArchive:
+    url: str
+    """https:// or file:// URL the host fetches the archive from."""
+    sha256: str
+    """Expected sha256 (lowercase hex) of the archive."""
+    name: str
+    """File name under /var/lib/rancher/rke2/agent/images/ (the URL's last path segment)."""
+
+
+@dataclass(frozen=True)
+class RegistryMirror:
+    endpoints: tuple[str, ...]
+    """Endpoint URLs containerd tries in order (registries.yaml `endpoint`)."""
+    rewrites: Mapping[str, str]
+    """Repository rewrites, regex -> replacement (registries.yaml `rewrite`)."""
+
+
+@dataclass(frozen=True)
+class RegistryAuth:
+    username: str | None
+    password: str | None = field(repr=False)
+    token: str | None = field(repr=False)
+    """containerd identity token (registries.yaml `identity_token`)."""
+
+
+@dataclass(frozen=True)
+class RegistryTls:
+    ca_file: str | None
+    cert_file: str | None
+    key_file: str | None
+    insecure_skip_verify: bool
+
+
+@dataclass(frozen=True)
+class RegistryHostConfig:
+    auth: RegistryAuth | None = field(repr=False)
+    tls: RegistryTls | None
+
+
+@dataclass(frozen=True)
+class RegistriesConfig:
+    mirrors: Mapping[str, RegistryMirror]
+    configs: Mapping[str, RegistryHostConfig] = field(repr=False)
+    secret: bool
+    """The rendered registries.yaml travels as a secret (credentials, or a secret config key)."""
+
+    @property
+    def has_auth(self) -> bool:
+        return any(c.auth is not None for c in self.configs.values())
 
 
 @dataclass(frozen=True)
@@ -366,6 +437,8 @@ class StackConfig:
     token_is_secret: bool
     cert_manager: CertManagerConfig
     rancher: RancherConfig
+    registries: RegistriesConfig | None = None
+    """registries.yaml for every node; None leaves the file alone."""
 
     @property
     def is_ha(self) -> bool:
@@ -662,7 +735,8 @@ def _check_strings(path: str, value: Any, depth: int = 0) -> None:
 
 
 # Keys whose value is an object: a string given there may be anything (pasted YAML, a key).
-_OBJECT_KEYS = ("cluster.extraConfig", "cluster.agentExtraConfig", "cluster.etcdS3", "ssh.hostKeys")
+_OBJECT_KEYS = ("cluster.extraConfig", "cluster.agentExtraConfig", "cluster.etcdS3", "ssh.hostKeys",
+                "registries.mirrors", "registries.configs", "cluster.imagesArchives")
 
 
 def _plain_leaf(path: str) -> bool:
@@ -784,6 +858,184 @@ def _etcd_s3(key: str, value: Any) -> EtcdS3Credentials:
         secret_key=s.get("secretKey", non_empty_secret, required=True),
         session_token=s.get("sessionToken", non_empty_secret),
     )
+
+
+# ---------------------------------------------------------------------------
+# registries, system images, image archives, profile
+# ---------------------------------------------------------------------------
+
+PROFILE_CHOICES = ("cis",)
+"""RKE2 accepts `cis` from v1.29 to v1.33 (rancher/rke2 pkg/rke2/rke2.go ProfileCIS and
+pkg/cli/cmds/profile_linux.go validateProfile, read at v1.33.5+rke2r1); `cis-1.23` and `etcd`
+exist only in some releases and are not offered."""
+_PORT_RE = re.compile(r"[1-9][0-9]{0,4}", re.ASCII)
+SHA256_RE = re.compile(r"[0-9a-fA-F]{64}", re.ASCII)
+# What RKE2 imports from agent/images/ (k3s pkg/agent/containerd/containerd.go preloadImages).
+IMAGE_ARCHIVE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.(tar|tar\.gz|tgz|tar\.bz2|tbz|tar\.lz4|tar\.zst|"
+                              r"tzst|tar\.zstd|txt)", re.ASCII)
+# Go's regexp (RE2) has no lookaround and no backreferences: containerd would skip such a rewrite.
+_NOT_RE2_RE = re.compile(r"\(\?[=!]|\(\?<[=!]|\\[1-9]|\(\?P=", re.ASCII)
+MAX_RULE = 1024
+
+
+def registry_host(key: str, value: Any, *, wildcard: bool = False) -> str:
+    """A registry name as registries.yaml and system-default-registry take it: host[:port]
+    (DNS-1123 name, IPv4, or [IPv6]); `*` (every registry) where `wildcard`."""
+    allowed = ("a registry host[:port] such as registry.example.com:5000 or [fd00::5]:5000"
+               + (", or * for every registry" if wildcard else ""))
+    value = _string(key, value, allowed)
+    if wildcard and value == "*":
+        return value
+    m = re.fullmatch(r"\[([0-9A-Fa-f:.]{2,45})\](?::([0-9]{1,5}))?", value, re.ASCII)
+    if m:
+        ip = parse_ip(m.group(1))
+        host_ok = ip is not None and ip.version == 6
+        port = m.group(2)
+    else:
+        host, sep, port = value.partition(":")
+        ip = parse_ip(host)
+        host_ok = (ip is not None and ip.version == 4) or (
+            ip is None and len(host) <= 253 and DNS1123_SUBDOMAIN_RE.fullmatch(host) is not None
+            and not re.fullmatch(r".*\.[0-9]+|[0-9]+", host, re.ASCII))
+        port = port if sep else None
+        if sep and not port:
+            host_ok = False
+    if not host_ok or (port is not None and (not _PORT_RE.fullmatch(port) or int(port) > 65535)):
+        raise ConfigError(key, value, allowed)
+    return value
+
+
+def _rewrite_rule(key: str, pattern_text: Any, replacement: Any) -> tuple[str, str]:
+    if not isinstance(pattern_text, str) or not pattern_text or len(pattern_text) > MAX_RULE:
+        raise ConfigError(key, pattern_text, f"a regular expression of 1 to {MAX_RULE} characters")
+    try:
+        re.compile(pattern_text)
+    except re.error as e:
+        raise ConfigError(key, pattern_text, f"a valid regular expression ({e.msg})") from None
+    if _NOT_RE2_RE.search(pattern_text):
+        raise ConfigError(key, pattern_text, "a Go (RE2) regular expression: no lookaround or backreferences")
+    if not isinstance(replacement, str) or len(replacement) > MAX_RULE:
+        raise ConfigError(key, replacement, f"a replacement string of at most {MAX_RULE} characters "
+                                            "($1 or ${name} for groups)")
+    return pattern_text, replacement
+
+
+def _registry_mirror(key: str, value: Any) -> RegistryMirror:
+    s = _Section(key, value, REGISTRY_KEYS["mirror"])
+    endpoints = s.list("endpoints", url(("https", "http")))
+    if not endpoints:
+        raise ConfigError(s.key("endpoints"), None, "at least one endpoint URL such as https://registry.example.com:5000")
+    raw_rw = s.raw.get("rewrites")
+    rewrites: dict[str, str] = {}
+    if raw_rw is not None:
+        if not isinstance(raw_rw, Mapping):
+            raise ConfigError(s.key("rewrites"), NOT_SHOWN, f"an object regex -> replacement, not {_kind(raw_rw)}")
+        for k, v in raw_rw.items():
+            p, r = _rewrite_rule(f"{s.key('rewrites')}.{key_segment(k)}", k, v)
+            rewrites[p] = r
+    return RegistryMirror(endpoints=endpoints, rewrites=rewrites)
+
+
+def _registry_auth(key: str, value: Any) -> RegistryAuth:
+    s = _Section(key, value, REGISTRY_KEYS["auth"])
+    auth = RegistryAuth(
+        username=s.get("username", pattern(re.compile(r"[\x21-\x7e]{1,256}", re.ASCII),
+                                           "a user name (printable ASCII, no spaces)")),
+        password=s.get("password", non_empty_secret),
+        token=s.get("token", non_empty_secret),
+    )
+    if auth.token is not None and (auth.username is not None or auth.password is not None):
+        raise ConfigError(key, None, "username and password, or token, not both", secret=True)
+    if auth.token is None and (auth.username is None or auth.password is None):
+        raise ConfigError(key, None, "username and password together, or token", secret=True)
+    return auth
+
+
+def _registry_tls(key: str, value: Any) -> RegistryTls:
+    s = _Section(key, value, REGISTRY_KEYS["tls"])
+    tls = RegistryTls(
+        ca_file=s.get("caFile", abs_path),
+        cert_file=s.get("certFile", abs_path),
+        key_file=s.get("keyFile", abs_path),
+        insecure_skip_verify=s.get("insecureSkipVerify", boolean, False),
+    )
+    if (tls.cert_file is None) != (tls.key_file is None):
+        # rancher/wharfie pkg/registries/registries.go getTLSConfigForHost refuses one without the other.
+        missing = "keyFile" if tls.key_file is None else "certFile"
+        raise ConfigError(s.key(missing), None, "certFile and keyFile together (a client certificate and its key)")
+    return tls
+
+
+def _registry_configs(key: str, value: Any) -> Mapping[str, RegistryHostConfig]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(key, NOT_SHOWN, f"an object registry host -> {{auth?, tls?}}, not {_kind(value)}")
+    result = {}
+    for host, entry in value.items():
+        ekey = f"{key}.{key_segment(host)}"
+        name = registry_host(ekey, host, wildcard=True)
+        s = _Section(ekey, entry, REGISTRY_KEYS["config"])
+        result[name] = RegistryHostConfig(auth=s.get("auth", _registry_auth), tls=s.get("tls", _registry_tls))
+    return result
+
+
+def _registries(raw: Any, secret_keys: set[str]) -> RegistriesConfig | None:
+    if raw is None:
+        return None
+    s = _Section("registries", raw, KNOWN_KEYS["registries"])
+    mirrors_raw = s.raw.get("mirrors")
+    mirrors: dict[str, RegistryMirror] = {}
+    if mirrors_raw is not None:
+        if not isinstance(mirrors_raw, Mapping):
+            raise ConfigError("registries.mirrors", NOT_SHOWN,
+                              f"an object registry host -> {{endpoints, rewrites?}}, not {_kind(mirrors_raw)}")
+        for host, entry in mirrors_raw.items():
+            ekey = f"registries.mirrors.{key_segment(host)}"
+            mirrors[registry_host(ekey, host, wildcard=True)] = _registry_mirror(ekey, entry)
+    configs = s.get("configs", _registry_configs, {})
+    is_secret = f"{NAMESPACE}:registries" in secret_keys
+    result = RegistriesConfig(mirrors=mirrors, configs=configs, secret=is_secret)
+    if result.has_auth and not is_secret:
+        host = next(h for h, c in configs.items() if c.auth is not None)
+        raise ConfigError(f"registries.configs.{key_segment(host)}.auth", None,
+                          "a secret: set it with `pulumi config set --secret --path "
+                          f"'{NAMESPACE}:registries.configs[\"{host}\"].auth.password' ...`", secret=True)
+    if result.has_auth:
+        result = replace(result, secret=True)
+    return result
+
+
+def _image_archives(key: str, value: Any) -> tuple[ImageArchive, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(key, NOT_SHOWN, f"a list of {{url, sha256}}, not {_kind(value)}")
+    archives: list[ImageArchive] = []
+    names: dict[str, str] = {}
+    for i, entry in enumerate(value):
+        ekey = f"{key}[{i}]"
+        s = _Section(ekey, entry, REGISTRY_KEYS["imagesArchive"])
+        link = s.get("url", url(("https", "file")), required=True)
+        digest = s.get("sha256", pattern(SHA256_RE, "a sha256 digest: 64 hexadecimal characters"), required=True)
+        name = urlsplit(link).path.rsplit("/", 1)[-1]
+        if not IMAGE_ARCHIVE_RE.fullmatch(name):
+            raise ConfigError(s.key("url"), link, "a URL whose last path segment is an archive file RKE2 imports "
+                              "(*.tar, *.tar.gz, *.tar.zst, *.tar.bz2, *.tar.lz4 or a *.txt image list)")
+        if name in names:
+            raise ConfigError(s.key("url"), link, f"a file name no other archive uses ({names[name]} has {name})")
+        names[name] = ekey
+        archives.append(ImageArchive(url=link, sha256=digest.lower(), name=name))
+    return tuple(archives)
+
+
+def _check_node_wide_duplicates(cluster: "ClusterConfig") -> None:
+    """A dedicated key and the same config.yaml key through cluster.extraConfig would disagree."""
+    for key, value, rke2_key in (("cluster.systemDefaultRegistry", cluster.system_default_registry,
+                                  "system-default-registry"), ("cluster.profile", cluster.profile, "profile")):
+        if value is None:
+            continue
+        for section, extra in (("cluster.extraConfig", cluster.extra_config),
+                               ("cluster.agentExtraConfig", cluster.agent_extra_config)):
+            if rke2_key in extra or f"{rke2_key}+" in extra:
+                raise ConfigError(key, value, f"set either {key} or {section}.{rke2_key}, not both "
+                                              f"({key} writes {rke2_key} on every node)")
 
 
 def _host_key(key: str, addr: str, value: Any) -> str:
@@ -938,7 +1190,11 @@ def _parse(raw: Mapping[str, Any], secret_keys: set[str], pins: Mapping[str, str
         ca=c.get("ca", choice(CA_CHOICES)),
         certificate_rotation=c.get("certificateRotation", pattern(
             re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,62}"), "a label such as 2026-11-22 (letters, digits, . _ : -)")),
+        system_default_registry=c.get("systemDefaultRegistry", registry_host),
+        images_archives=c.get("imagesArchives", _image_archives, ()),
+        profile=c.get("profile", choice(PROFILE_CHOICES)),
     )
+    _check_node_wide_duplicates(cluster)
     if cluster.etcd_s3 is not None and f"{NAMESPACE}:cluster" not in secret_keys:
         raise ConfigError("cluster.etcdS3", None, "a secret: set it with `pulumi config set --secret --path "
                           f"{NAMESPACE}:cluster.etcdS3.secretKey ...` (and accessKey)", secret=True)
@@ -1040,7 +1296,7 @@ def _parse(raw: Mapping[str, Any], secret_keys: set[str], pins: Mapping[str, str
 
     return StackConfig(ssh=ssh, cluster=cluster, servers=servers, agents=agents, load_balancer=lb,
                        token=token, token_is_secret=token_is_secret, cert_manager=cert_manager,
-                       rancher=rancher)
+                       rancher=rancher, registries=_registries(raw.get("registries"), secret_keys))
 
 
 def _mobile_node_ip(key: str, value: Any) -> str:

@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-from .config import NODE_WIDE_RKE2_KEYS, EtcdS3Credentials, NodeConfig, StackConfig, is_ip, url_host
+from .config import (NODE_WIDE_RKE2_KEYS, EtcdS3Credentials, NodeConfig, RegistriesConfig, StackConfig, is_ip,
+                     url_host)
 
 SERVER_CONFIG_PATH = "/etc/rancher/rke2/config.yaml"
 # The join token lives in a drop-in of its own so config.yaml carries no secret and its
@@ -103,8 +104,21 @@ def server_config(stack: StackConfig, index: int) -> dict[str, Any]:
             cfg[key] = value
     if c.disable:
         cfg["disable"] = list(c.disable)
+    cfg.update(node_wide_keys(stack))
     cfg.update(c.extra_config)
     return cfg
+
+
+def node_wide_keys(stack: StackConfig) -> dict[str, Any]:
+    """config.yaml keys of dedicated stack keys that RKE2 reads on servers and agents alike
+    (docs.rke2.io/reference/linux_agent_config lists system-default-registry and profile)."""
+    c = stack.cluster
+    keys: dict[str, Any] = {}
+    if c.system_default_registry:
+        keys["system-default-registry"] = c.system_default_registry
+    if c.profile:
+        keys["profile"] = c.profile
+    return keys
 
 
 def agent_config(stack: StackConfig, index: int) -> dict[str, Any]:
@@ -112,6 +126,7 @@ def agent_config(stack: StackConfig, index: int) -> dict[str, Any]:
     cluster.extraConfig (RKE2 reads them on every node), then cluster.agentExtraConfig."""
     cfg: dict[str, Any] = {"server": registration_url(stack)}
     cfg.update(_node_keys(stack, stack.agents[index]))
+    cfg.update(node_wide_keys(stack))
     extra = stack.cluster.extra_config
     for key in extra:
         if key.rstrip("+") in NODE_WIDE_RKE2_KEYS and not _sets(stack.cluster.agent_extra_config, key):
@@ -141,6 +156,46 @@ def etcd_s3_yaml(creds: EtcdS3Credentials) -> str:
     if creds.session_token:
         data["etcd-s3-session-token"] = creds.session_token
     return yaml.safe_dump(data, default_flow_style=False)
+
+
+REGISTRIES_PATH = "/etc/rancher/rke2/registries.yaml"
+IMAGES_DIR = "/var/lib/rancher/rke2/agent/images"
+CIS_SYSCTL_PATH = "/etc/sysctl.d/60-rke2-cis.conf"
+
+
+def registries_yaml(registries: RegistriesConfig) -> str:
+    """registries.yaml in the RKE2/k3s format (rancher/wharfie pkg/registries/types.go: mirrors
+    {endpoint, rewrite}, configs {auth {username, password, identity_token}, tls {ca_file,
+    cert_file, key_file, insecure_skip_verify}}); keys only when set."""
+    mirrors = {}
+    for host, m in registries.mirrors.items():
+        entry: dict[str, Any] = {"endpoint": list(m.endpoints)}
+        if m.rewrites:
+            entry["rewrite"] = dict(m.rewrites)
+        mirrors[host] = entry
+    configs = {}
+    for host, c in registries.configs.items():
+        entry = {}
+        if c.auth is not None:
+            a = c.auth
+            entry["auth"] = ({"identity_token": a.token} if a.token is not None
+                             else {"username": a.username, "password": a.password})
+        if c.tls is not None:
+            t = c.tls
+            tls = {k: v for k, v in (("ca_file", t.ca_file), ("cert_file", t.cert_file), ("key_file", t.key_file))
+                   if v}
+            if t.insecure_skip_verify:
+                tls["insecure_skip_verify"] = True
+            entry["tls"] = tls
+        configs[host] = entry
+    data: dict[str, Any] = {"mirrors": mirrors, "configs": configs}
+    header = "# Managed by rke2-rancher (Pulumi). Local edits are overwritten on the next `pulumi up`.\n"
+    return header + yaml.safe_dump(data, default_flow_style=False, sort_keys=True)
+
+
+def images_list(archives) -> str:
+    """The image-archive step's stdin: one `sha256 name url` line per archive."""
+    return "".join(f"{a.sha256} {a.name} {a.url}\n" for a in archives)
 
 
 def restart_fingerprint(cfg: dict[str, Any]) -> str:

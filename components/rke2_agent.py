@@ -7,7 +7,7 @@ from typing import Sequence
 
 import pulumi
 
-from . import render
+from . import node_prep, render
 from .config import StackConfig
 from .host import HostAccess, step
 from .node_steps import file_step, install_step, uninstall_step
@@ -45,7 +45,9 @@ class RKE2Agent(pulumi.ComponentResource):
             "version": cluster.version, "registrationAddress": render.registration_url(stack),
             "nodeIp": cfg.get("node-ip"), "labels": list(node.labels), "taints": list(node.taints),
             "schedulable": node.schedulable, "hostKeyVerified": args.host.host_key_verified,
-            "retainOnDestroy": cluster.retain_on_destroy,
+            "retainOnDestroy": cluster.retain_on_destroy, "profile": cfg.get("profile"),
+            "systemDefaultRegistry": cfg.get("system-default-registry"),
+            "registryMirrors": sorted(stack.registries.mirrors) if stack.registries else [],
         }
         super().__init__("rke2:index:RKE2Agent", name, props, opts)
         host = args.host
@@ -60,18 +62,22 @@ class RKE2Agent(pulumi.ComponentResource):
                             values={"REGISTRATION_URL": render.registration_url(stack),
                                     "TIMEOUT": cluster.ready_timeout_seconds},
                             stdin=args.cluster_ca, opts=after(preflight, *args.join_after))
+        cis_check = node_prep.cis_check_step(name, host, cluster, "agent", opts=after(preflight))
         config = file_step(f"{name}-config", host, render.SERVER_CONFIG_PATH, render.to_yaml(cfg),
-                           opts=after(preflight))
+                           opts=after(preflight, cis_check))
+        registries, registries_trigger = node_prep.registries_step(name, host, stack, opts=after(preflight))
+        images = node_prep.images_step(name, host, cluster, opts=after(preflight))
         token_file = file_step(f"{name}-token", host, render.TOKEN_CONFIG_PATH,
                                    pulumi.Output.secret(args.token).apply(render.token_yaml),
                                    opts=after(preflight), secret=True)
         install = install_step(name, host, cluster, "agent", opts=after(config))
+        cis = node_prep.cis_step(name, host, cluster, "agent", opts=after(install))
         service = step(f"{name}-service", host, "service.sh",
                        values={"UNIT": "rke2-agent", "ACTION": "restart",
                                "TIMEOUT": cluster.ready_timeout_seconds, "SINGLE_SERVER": 0},
                        update_values={"ACTION": "ensure"},
-                       triggers=[cluster.version, render.restart_fingerprint(cfg)],
-                       opts=after(install, config, token_file, registration))
+                       triggers=[cluster.version, render.restart_fingerprint(cfg), *registries_trigger],
+                       opts=after(install, config, token_file, registration, registries, images, cis))
         node_ready = step(f"{name}-node", args.checker, "node-ready.sh",
                           values={"NODE": node.name, "ACTION": "wait", "TIMEOUT": cluster.ready_timeout_seconds},
                           delete_script="node-ready.sh",

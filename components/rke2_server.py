@@ -8,7 +8,7 @@ from typing import Sequence
 
 import pulumi
 
-from . import identity, kubeconfig, mobile, render
+from . import identity, kubeconfig, mobile, node_prep, render
 from .config import StackConfig
 from .host import HostAccess, step
 from .builtin_sans import builtin_sans
@@ -66,8 +66,11 @@ class RKE2Server(pulumi.ComponentResource):
             stable_ip = step(f"{name}-stable-ip", host, "stable-ip.sh",
                              values={"STABLE_IP": cluster.mobile_node_ip,
                                      "METHOD": cluster.mobile_interface}, opts=after(preflight))
+        cis_check = node_prep.cis_check_step(name, host, cluster, "server", opts=after(preflight))
         config = file_step(f"{name}-config", host, render.SERVER_CONFIG_PATH, render.to_yaml(cfg),
-                           opts=after(preflight))
+                           opts=after(preflight, cis_check))
+        registries, registries_trigger = node_prep.registries_step(name, host, stack, opts=after(preflight))
+        images = node_prep.images_step(name, host, cluster, opts=after(preflight))
         canal_config = None
         if cluster.mobile and mobile.uses_canal(cfg):
             # Before the first start, so the canal chart is installed with it (mobile.py).
@@ -92,6 +95,7 @@ class RKE2Server(pulumi.ComponentResource):
                                 pulumi.Output.secret(render.etcd_s3_yaml(cluster.etcd_s3)),
                                 opts=after(preflight), secret=True)
         install = install_step(name, host, cluster, "server", opts=after(config))
+        cis = node_prep.cis_step(name, host, cluster, "server", opts=after(install))
         join_guard = None
         if i == 0 and len(stack.servers) > 1:
             join_guard = step(f"{name}-join-guard", host, "join-guard.sh",
@@ -106,9 +110,9 @@ class RKE2Server(pulumi.ComponentResource):
             # A new version or a changed config (other than tls-san) takes effect on restart.
             triggers=[cluster.version, render.restart_fingerprint(cfg),
                       *([pulumi.Output.secret(render.secret_fingerprint(render.etcd_s3_yaml(cluster.etcd_s3)))]
-                        if cluster.etcd_s3 is not None else [])],
+                        if cluster.etcd_s3 is not None else []), *registries_trigger],
             opts=after(install, config, token_file, etcd_s3, stable_ip, canal_config, join_guard, place_ca,
-                       *args.join_after))
+                       registries, images, cis, *args.join_after))
         if cluster.mobile:
             step(f"{name}-dns-follow", host, "dns-follow.sh", opts=after(service))
         san_refresh = step(f"{name}-san-refresh", host, "san-refresh.sh",
@@ -180,4 +184,7 @@ class RKE2Server(pulumi.ComponentResource):
             "tokenSource": "secret" if stack.token_is_secret else ("plaintext" if stack.token else "generated"),
             "ca": stack.cluster.ca,
             "retainOnDestroy": stack.cluster.retain_on_destroy,
+            "profile": cfg.get("profile"),
+            "systemDefaultRegistry": cfg.get("system-default-registry"),
+            "registryMirrors": sorted(stack.registries.mirrors) if stack.registries else [],
         }

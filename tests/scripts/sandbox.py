@@ -33,6 +33,9 @@ KUBECTL = "/var/lib/rancher/rke2/bin/kubectl"
 VALUES: dict[str, dict[str, str | int]] = {
     "dns-follow.sh": {},
     "haproxy.sh": {"PACKAGES": "haproxy keepalived"},
+    "images.sh": {"DIR": "/var/lib/rancher/rke2/agent/images"},
+    "cis.sh": {"ACTION": "apply", "ROLE": "server", "SYSCTL_DEST": "/etc/sysctl.d/60-rke2-cis.conf",
+               "RKE2_VERSION": "v1.33.5+rke2r1"},
     "install.sh": {"RKE2_VERSION": "v1.33.5+rke2r1", "RKE2_TYPE": "server",
                    "INSTALL_SCRIPT_URL": INSTALL_SCRIPT_URL, "ARTIFACT_DIR": ""},
     "join-guard.sh": {"REGISTRATION_URL": "https://10.20.0.100:9345"},
