@@ -150,7 +150,8 @@ MAX_LIST = 256
 # tests/unit/test_readme.py checks the README's config reference against this table.
 KNOWN_KEYS: dict[str, tuple[str, ...]] = {
     "": ("ssh", "cluster", "servers", "agents", "loadBalancer", "token", "certManager", "rancher", "registries"),
-    "ssh": ("user", "privateKeyPath", "privateKey", "port", "hostKeys"),
+    "ssh": ("user", "privateKeyPath", "privateKey", "port", "hostKeys", "bastion"),
+    "ssh.bastion": ("address", "user", "port", "privateKeyPath", "privateKey", "hostKey"),
     "cluster": ("hostname", "version", "tlsSans", "clusterCidr", "serviceCidr", "clusterDns", "cni",
                 "disable", "writeKubeconfigMode", "mobile", "mobileNodeIp", "mobileInterface",
                 "extraConfig", "agentExtraConfig", "etcdS3", "installScriptUrl", "artifactDir",
@@ -176,7 +177,7 @@ REGISTRY_KEYS: dict[str, tuple[str, ...]] = {
 }
 ETCD_S3_KEYS = ("accessKey", "secretKey", "sessionToken")
 # Keys whose value is a secret whatever the stack file says; everything under them too.
-SECRET_KEYS = ("token", "ssh.privateKey", "rancher.bootstrapPassword", "cluster.etcdS3")
+SECRET_KEYS = ("token", "ssh.privateKey", "ssh.bastion.privateKey", "rancher.bootstrapPassword", "cluster.etcdS3")
 
 
 class _NotShown:
@@ -253,6 +254,24 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class BastionConfig:
+    """The jump host every host step connects through (pulumi-command's `proxy` connection)."""
+
+    address: str
+    """Where SSH reaches the bastion (normalised); the hosts' addresses are dialed from there."""
+    user: str
+    """SSH login on the bastion (default: ssh.user)."""
+    port: int
+    """SSH port of the bastion."""
+    private_key_path: str | None
+    """Key file for the bastion; with neither this nor private_key, the hosts' key is used."""
+    private_key: str | None = field(repr=False)
+    """The bastion's own private key (secret), when it has one."""
+    host_key: str | None
+    """The bastion's public host key; when given, it is verified."""
+
+
+@dataclass(frozen=True)
 class SshConfig:
     user: str
     """SSH login on every host; sudo -n is used when not root."""
@@ -264,6 +283,8 @@ class SshConfig:
     """The private key itself (secret)."""
     host_keys: Mapping[str, str]
     """normalised address -> public host key; when given, host keys are verified."""
+    bastion: BastionConfig | None = None
+    """When set, every host step connects through this jump host."""
 
 
 @dataclass(frozen=True)
@@ -735,7 +756,7 @@ def _check_strings(path: str, value: Any, depth: int = 0) -> None:
 
 
 # Keys whose value is an object: a string given there may be anything (pasted YAML, a key).
-_OBJECT_KEYS = ("cluster.extraConfig", "cluster.agentExtraConfig", "cluster.etcdS3", "ssh.hostKeys",
+_OBJECT_KEYS = ("cluster.extraConfig", "cluster.agentExtraConfig", "cluster.etcdS3", "ssh.hostKeys", "ssh.bastion",
                 "registries.mirrors", "registries.configs", "cluster.imagesArchives")
 
 
@@ -1064,6 +1085,27 @@ def _host_key(key: str, addr: str, value: Any) -> str:
     return f"{kind} {blob}"
 
 
+def _bastion(default_user: str) -> Callable[[str, Any], BastionConfig]:
+    def check(key: str, value: Any) -> BastionConfig:
+        b = _Section(key, value, KNOWN_KEYS["ssh.bastion"])
+        address = b.get("address", host_address, required=True)
+        bastion = BastionConfig(
+            address=address,
+            user=b.get("user", pattern(UNIX_USER_RE, "a Unix user name (lowercase letters, digits, _ and -)"),
+                       default_user),
+            port=b.get("port", integer(1, 65535), 22),
+            private_key_path=b.get("privateKeyPath", abs_path_or_home),
+            private_key=b.get("privateKey", non_empty_secret),
+            host_key=b.get("hostKey", lambda k, v: _host_key(k, address, v)),
+        )
+        if bastion.private_key and bastion.private_key_path:
+            raise ConfigError(f"{key}.privateKey", None, f"set {key}.privateKey or {key}.privateKeyPath, not both "
+                              "(or neither: the hosts' key is used)", secret=True)
+        return bastion
+
+    return check
+
+
 def _host_keys(key: str, value: Any) -> Mapping[str, str]:
     if not isinstance(value, Mapping):
         raise ConfigError(key, NOT_SHOWN, f"a map of address -> public host key, not {_kind(value)}")
@@ -1118,6 +1160,22 @@ def _check_unique_addresses(servers, agents, lb: LoadBalancerConfig | None) -> N
         claim(lb.vip, "loadBalancer.vip", "loadBalancer.vip")
 
 
+def _check_bastion_address(address: str, servers, agents, lb: "LoadBalancerConfig | None") -> None:
+    """The bastion is a separate jump host: no node or load balancer address (SSH address,
+    node-ip or VIP, normalised) may be it, or that host would be dialed through itself."""
+    for kind, nodes in (("servers", servers), ("agents", agents)):
+        for i, n in enumerate(nodes):
+            for name, addr in (("address", n.address), ("nodeIp", n.node_ip)):
+                if addr == address:
+                    raise ConfigError("ssh.bastion.address", address,
+                                      f"a jump host's address that is not a cluster host's ({kind}[{i}].{name} has it)")
+    if lb is not None:
+        for name, addr in (("address", lb.address), ("vip", lb.vip)):
+            if addr == address:
+                raise ConfigError("ssh.bastion.address", address,
+                                  f"a jump host's address that is not a cluster host's (loadBalancer.{name} has it)")
+
+
 def _secret_tops(secret_keys: Iterable[str]) -> set[str]:
     tops = {k.split(":", 1)[1] if k.startswith(f"{NAMESPACE}:") else k for k in secret_keys}
     return {t.split(".")[0] for t in tops}
@@ -1160,6 +1218,7 @@ def _parse(raw: Mapping[str, Any], secret_keys: set[str], pins: Mapping[str, str
     )
     if ssh.private_key and ssh.private_key_path:
         raise ConfigError("ssh.privateKey", None, "set ssh.privateKey or ssh.privateKeyPath, not both", secret=True)
+    ssh = replace(ssh, bastion=ssh_s.get("bastion", _bastion(ssh.user)))
 
     c = _Section("cluster", raw.get("cluster"), KNOWN_KEYS["cluster"])
     hostname = c.get("hostname", dns_name, required=True)
@@ -1245,7 +1304,12 @@ def _parse(raw: Mapping[str, Any], secret_keys: set[str], pins: Mapping[str, str
                           "unset in mobile mode: node-ip is pinned to cluster.mobileNodeIp")
 
     ssh_hosts = {n.address for n in (*servers, *agents)} | ({lb.address} if lb else set())
+    if ssh.bastion is not None:
+        _check_bastion_address(ssh.bastion.address, servers, agents, lb)
     for addr in ssh.host_keys:
+        if ssh.bastion is not None and addr == ssh.bastion.address:
+            raise ConfigError(f"ssh.hostKeys.{key_segment(addr)}", addr,
+                              "a host's address: the bastion's host key goes in ssh.bastion.hostKey")
         if addr not in ssh_hosts:
             raise ConfigError(f"ssh.hostKeys.{key_segment(addr)}", addr,
                               "the address of a server, agent or the load balancer as written in "
@@ -1309,21 +1373,33 @@ def _mobile_node_ip(key: str, value: Any) -> str:
 
 
 def read_private_key(ssh: SshConfig, *, dry_run: bool) -> tuple[SshConfig, str | None]:
-    """The SSH config with the key file's content in private_key, and a warning when a
-    preview goes on without it. At `up` an unreadable key is a ConfigError (one line)."""
-    if ssh.private_key is not None:
-        return ssh, None
-    path = os.path.expanduser(ssh.private_key_path or "~/.ssh/id_ed25519")
+    """The SSH config with the key file's content in private_key (and the bastion's, when it
+    has its own privateKeyPath), and a warning when a preview goes on without it. At `up` an
+    unreadable key is a ConfigError (one line)."""
+    warnings: list[str] = []
+    b = ssh.bastion
+    if b is not None and b.private_key is None and b.private_key_path is not None:
+        content, warning = _read_key_file("ssh.bastion.privateKeyPath", b.private_key_path, dry_run)
+        ssh = replace(ssh, bastion=replace(b, private_key=content))
+        warnings += [warning] if warning else []
+    if ssh.private_key is None:
+        content, warning = _read_key_file("ssh.privateKeyPath", ssh.private_key_path or "~/.ssh/id_ed25519", dry_run)
+        ssh = replace(ssh, private_key=content)
+        warnings += [warning] if warning else []
+    return ssh, "; ".join(warnings) or None
+
+
+def _read_key_file(key: str, path: str, dry_run: bool) -> tuple[str, str | None]:
+    path = os.path.expanduser(path)
     try:
         with open(path, encoding="utf-8") as f:
-            content = f.read()
+            return f.read(), None
     except (OSError, UnicodeDecodeError) as e:
         reason = getattr(e, "strerror", None) or "not a text key file"
         if dry_run:
-            return replace(ssh, private_key=""), (f"{NAMESPACE}:ssh.privateKeyPath: cannot read {path} ({reason}); "
-                                                  "preview continues, `pulumi up` will need it")
-        raise ConfigError("ssh.privateKeyPath", path, f"a readable private key file ({reason})") from None
-    return replace(ssh, private_key=content), None
+            return "", (f"{NAMESPACE}:{key}: cannot read {path} ({reason}); "
+                        "preview continues, `pulumi up` will need it")
+        raise ConfigError(key, path, f"a readable private key file ({reason})") from None
 
 
 def load_stack_config() -> StackConfig:

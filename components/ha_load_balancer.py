@@ -36,6 +36,7 @@ class HALoadBalancer(pulumi.ComponentResource):
             "ingressBackends": [f"{n.name}={render.lb_backend_address(stack, n)}"
                                 for n in render.ingress_nodes(stack)],
             "hostKeyVerified": args.host.host_key_verified,
+            **args.host.bastion_props,
         }
         super().__init__("rke2:index:HALoadBalancer", name, props, opts)
         host = args.host

@@ -27,6 +27,11 @@ def load_private_key(ssh: SshConfig) -> pulumi.Output[str]:
     return pulumi.Output.secret(ssh.private_key or "")
 
 
+# Every SSH dial (host or bastion): attempts after the first, and seconds for each TCP connect.
+DIAL_ERROR_LIMIT = 5
+PER_DIAL_TIMEOUT = 10
+
+
 @dataclass(frozen=True)
 class HostAccess:
     """How to reach one host over SSH."""
@@ -45,13 +50,40 @@ class HostAccess:
             user=self.ssh.user,
             private_key=self.private_key,
             host_key=self.ssh.host_keys.get(self.address),
-            dial_error_limit=5,
-            per_dial_timeout=10,
+            dial_error_limit=DIAL_ERROR_LIMIT,
+            per_dial_timeout=PER_DIAL_TIMEOUT,
+            proxy=self._proxy(),
+        )
+
+    def _proxy(self) -> remote.ProxyConnectionArgs | None:
+        """ssh.bastion as pulumi-command's `proxy`: the bastion is dialed first (its own
+        timeout and retries), then this host's address is dialed from it (direct-tcpip), so
+        the address is resolved and routed on the bastion's side."""
+        b = self.ssh.bastion
+        if b is None:
+            return None
+        return remote.ProxyConnectionArgs(
+            host=b.address,
+            port=b.port,
+            user=b.user,
+            private_key=pulumi.Output.secret(b.private_key) if b.private_key else self.private_key,
+            host_key=b.host_key,
+            dial_error_limit=DIAL_ERROR_LIMIT,
+            per_dial_timeout=PER_DIAL_TIMEOUT,
         )
 
     @property
     def host_key_verified(self) -> bool:
         return self.address in self.ssh.host_keys
+
+    @property
+    def bastion_props(self) -> dict:
+        """Component props for policies when a bastion is set (none otherwise, so stacks
+        without one keep their props): its address and whether its host key is pinned."""
+        b = self.ssh.bastion
+        if b is None:
+            return {}
+        return {"bastion": b.address, "bastionHostKeyVerified": b.host_key is not None}
 
 
 def step(

@@ -47,6 +47,7 @@ SECRET_SIG = "4dabf18193072939515e22adb298388d"
 _NODE = {"nodeName": "{node}.name", "address": "{node}.address", "nodeIp": "{node}.nodeIp",
          "labels": "{node}.labels", "taints": "{node}.taints", "schedulable": "{node}.taints",
          "index": "{role} (order)", "hostKeyVerified": "ssh.hostKeys",
+         "bastion": "ssh.bastion", "bastionHostKeyVerified": "ssh.bastion (hostKey)",
          "version": "cluster.version", "retainOnDestroy": "cluster.retainOnDestroy",
          "registrationAddress": "cluster.hostname / loadBalancer (registration address)"}
 CAUSES: dict[str, dict[str, str]] = {
@@ -65,6 +66,7 @@ CAUSES: dict[str, dict[str, str]] = {
         "registrationAddress": "cluster.hostname / loadBalancer (registration address)",
         "backends": "servers (load balancer backends)", "ports": "servers / agents (ingress ports)",
         "ingressBackends": "servers / agents (ingress backends)", "hostKeyVerified": "ssh.hostKeys",
+        "bastion": "ssh.bastion", "bastionHostKeyVerified": "ssh.bastion (hostKey)",
     },
     "rke2:index:ClusterIdentity": {"clusterHostname": "cluster.hostname", "cas": "cluster.ca",
                                    "caValidityHours": "cluster.ca"},

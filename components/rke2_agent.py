@@ -45,6 +45,7 @@ class RKE2Agent(pulumi.ComponentResource):
             "version": cluster.version, "registrationAddress": render.registration_url(stack),
             "nodeIp": cfg.get("node-ip"), "labels": list(node.labels), "taints": list(node.taints),
             "schedulable": node.schedulable, "hostKeyVerified": args.host.host_key_verified,
+            **args.host.bastion_props,
             "retainOnDestroy": cluster.retain_on_destroy, "profile": cfg.get("profile"),
             "systemDefaultRegistry": cfg.get("system-default-registry"),
             "registryMirrors": sorted(stack.registries.mirrors) if stack.registries else [],

@@ -181,6 +181,7 @@ class RKE2Server(pulumi.ComponentResource):
             "schedulable": node.schedulable,
             "writeKubeconfigMode": stack.cluster.write_kubeconfig_mode,
             "hostKeyVerified": args.host.host_key_verified,
+            **args.host.bastion_props,
             "tokenSource": "secret" if stack.token_is_secret else ("plaintext" if stack.token else "generated"),
             "ca": stack.cluster.ca,
             "retainOnDestroy": stack.cluster.retain_on_destroy,

@@ -140,14 +140,23 @@ def validate_kubeconfig_mode(args: ResourceValidationArgs, report: ReportViolati
 def validate_host_key_verified(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type not in (SERVER, AGENT, LOAD_BALANCER):
         return
-    if read(args.props, "hostKeyVerified") is not False:
-        return
     address = read(args.props, "address")
     where = repr(address) if isinstance(address, str) else "this host"
-    report(f"{label(args.resource_type, args.name)}: SSH to {where} does not verify the host key, so a "
-           f"spoofed host would receive the join token and the cluster config. Fix: add its key under "
-           f"ssh.hostKeys ({where}: 'ssh-ed25519 AAAA...', from `ssh-keyscan -t ed25519 <host>` checked "
-           f"out of band).")
+    if read(args.props, "hostKeyVerified") is False:
+        report(f"{label(args.resource_type, args.name)}: SSH to {where} does not verify the host key, so a "
+               f"spoofed host would receive the join token and the cluster config. Fix: add its key under "
+               f"ssh.hostKeys ({where}: 'ssh-ed25519 AAAA...', from `ssh-keyscan -t ed25519 <host>` checked "
+               f"out of band).")
+    # With ssh.bastion every step is dialed through the bastion (pulumi-command `proxy`), which
+    # is authenticated only by its own pinned host key.
+    if read(args.props, "bastionHostKeyVerified") is False:
+        bastion = read(args.props, "bastion")
+        jump = repr(bastion) if isinstance(bastion, str) else "the bastion"
+        report(f"{label(args.resource_type, args.name)}: SSH to {where} goes through the bastion {jump}, "
+               f"whose host key is not verified, so a spoofed bastion chooses where every step connects "
+               f"(the hosts themselves too when their keys are not pinned) and sees which hosts are managed. "
+               f"Fix: set ssh.bastion.hostKey ('ssh-ed25519 AAAA...', from `ssh-keyscan -t ed25519 "
+               f"<bastion>` checked out of band).")
 
 
 def _has_cert_manager(args: StackValidationArgs) -> bool:

@@ -248,6 +248,31 @@ def test_unverified_host_key(typ, props, who):
     assert "ssh.hostKeys" in message
 
 
+@pytest.mark.parametrize("typ, props, who", [
+    (common.SERVER, server, "RKE2Server 'h'"),
+    (common.AGENT, agent, "RKE2Agent 'h'"),
+    (common.LOAD_BALANCER, load_balancer, "HALoadBalancer 'h'"),
+])
+def test_unverified_bastion_host_key(typ, props, who):
+    # components/host.py bastion_props: the bastion's address and whether ssh.bastion.hostKey is set.
+    p = props(bastion="10.9.0.1", bastionHostKeyVerified=False)
+    message = run(validate_host_key_verified, resource_args(typ, "h", p)).only()
+    assert who in message and "the bastion '10.9.0.1'" in message and "ssh.bastion.hostKey" in message
+    assert f"SSH to {p['address']!r}" in message and "ssh.hostKeys" not in message
+    # A pinned bastion and pinned host: nothing to say.
+    assert run(validate_host_key_verified, resource_args(
+        typ, "h", props(bastion="10.9.0.1", bastionHostKeyVerified=True))).calls == []
+    # Neither pinned: one violation each.
+    both = run(validate_host_key_verified, resource_args(
+        typ, "h", props(hostKeyVerified=False, bastion="10.9.0.1", bastionHostKeyVerified=False))).calls
+    assert len(both) == 2 and "ssh.hostKeys" in str(both[0]) and "ssh.bastion.hostKey" in str(both[1])
+
+
+def test_bastion_prop_unknown_is_skipped():
+    assert run(validate_host_key_verified, srv(server(bastion="10.9.0.1",
+                                                      bastionHostKeyVerified=UNKNOWN_STRING))).calls == []
+
+
 def test_host_key_prop_missing_or_unknown_is_skipped():
     props = server()
     del props["hostKeyVerified"]

@@ -366,3 +366,102 @@ def test_rsa_host_keys_are_refused_naming_the_host(kind):
         parse_config(raw, HA_SECRETS - {"rke2-rancher:ssh"})
     assert err.value.key == "ssh.hostKeys.10.20.0.12"
     assert "ed25519 or ECDSA host key for 10.20.0.12" in str(err.value)
+
+
+# ---------------------------------------------------------------------------
+# ssh.bastion: the jump host every step goes through (pulumi-command `proxy`)
+# ---------------------------------------------------------------------------
+
+BASTION_KEY = _key_line("ssh-ed25519")
+
+
+def test_bastion_defaults_and_normalisation():
+    cfg = parse_config(with_changes(HA_RAW, ssh__bastion={"address": "FD00:0::1"}), HA_SECRETS)
+    b = cfg.ssh.bastion
+    # Defaults: the hosts' user (ssh.user), port 22, the hosts' key (no key of its own), unverified.
+    assert (b.address, b.user, b.port, b.private_key, b.private_key_path, b.host_key) == \
+        ("fd00::1", HA_RAW["ssh"]["user"], 22, None, None, None)
+    cfg = parse_config(with_changes(HA_RAW, ssh__bastion={
+        "address": "jump.example.internal", "user": "jumper", "port": "2222", "hostKey": BASTION_KEY + " comment",
+        "privateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nbastion-key\n-----END OPENSSH PRIVATE KEY-----\n"}),
+        HA_SECRETS)
+    b = cfg.ssh.bastion
+    assert (b.address, b.user, b.port, b.host_key) == ("jump.example.internal", "jumper", 2222, BASTION_KEY)
+    assert "bastion-key" in b.private_key and "bastion-key" not in repr(cfg)
+    assert parse_config(HA_RAW, HA_SECRETS).ssh.bastion is None
+
+
+@pytest.mark.parametrize("bastion, key, words", [
+    ({}, "ssh.bastion.address", "required"),
+    ("10.9.0.1", "ssh.bastion", "an object"),
+    ({"address": "jump;reboot"}, "ssh.bastion.address", "metacharacters"),
+    ({"address": "10.9.0.1%eth0"}, "ssh.bastion.address", "zone id"),
+    ({"address": "10.9.0.1\n"}, "ssh.bastion.address", "control characters"),
+    ({"address": "0.0.0.0"}, "ssh.bastion.address", "unicast"),
+    ({"address": "10.9.0.1", "port": 0}, "ssh.bastion.port", "1 to 65535"),
+    ({"address": "10.9.0.1", "port": "22 "}, "ssh.bastion.port", "1 to 65535"),
+    ({"address": "10.9.0.1", "user": "Root"}, "ssh.bastion.user", "Unix user name"),
+    ({"address": "10.9.0.1", "user": "jump\n"}, "ssh.bastion.user", "control characters"),
+    ({"address": "10.9.0.1", "privateKeyPath": "keys/jump"}, "ssh.bastion.privateKeyPath", "absolute path"),
+    ({"address": "10.9.0.1", "hostKey": "not a key"}, "ssh.bastion.hostKey", "OpenSSH public key"),
+    ({"address": "10.9.0.1", "hostKey": BASTION_KEY + "\n"}, "ssh.bastion.hostKey", "control characters"),
+    ({"address": "10.9.0.1", "hostKey": RSA}, "ssh.bastion.hostKey", "OpenSSH >= 8.8"),
+    ({"address": "10.9.0.1", "hostKey": "ssh-ed25519 AAAAB3NzaC1yc2EAAAADAQAB"}, "ssh.bastion.hostKey",
+     "whose data is a ssh-ed25519 key"),
+    ({"address": "10.9.0.1", "hostkey": BASTION_KEY}, "ssh.bastion.hostkey", "not a known key"),
+    ({"address": "10.9.0.1", "privateKey": "k", "privateKeyPath": "/k"}, "ssh.bastion.privateKey", "not both"),
+    ({"address": "10.9.0.1", "privateKey": ""}, "ssh.bastion.privateKey", "non-empty"),
+    # The bastion is not a cluster host (normalised addresses compared).
+    ({"address": "10.20.0.012"}, "ssh.bastion.address", "valid IP address"),
+    ({"address": "10.20.0.12"}, "ssh.bastion.address", "servers[1].address has it"),
+    ({"address": "10.20.0.22"}, "ssh.bastion.address", "agents[1].address has it"),
+    ({"address": "rke2-lb.example.internal"}, "ssh.bastion.address", "loadBalancer.address has it"),
+    ({"address": "10.20.0.100"}, "ssh.bastion.address", "loadBalancer.vip has it"),
+])
+def test_bastion_errors(bastion, key, words):
+    with pytest.raises(ConfigError) as err:
+        parse_config(with_changes(HA_RAW, ssh__bastion=bastion), HA_SECRETS - {"rke2-rancher:ssh"})
+    message = str(err.value)
+    assert err.value.key == key, message
+    assert message.startswith(f"rke2-rancher:{key}: ") and words in message, message
+
+
+def test_bastion_address_may_not_be_a_node_ip():
+    raw = with_changes(HA_RAW, ssh__bastion={"address": "10.30.0.11"})
+    raw["servers"][0]["nodeIp"] = "10.30.0.11"
+    with pytest.raises(ConfigError, match=r"ssh\.bastion\.address: .*servers\[0\]\.nodeIp has it"):
+        parse_config(raw, HA_SECRETS)
+
+
+def test_bastion_host_key_belongs_in_ssh_bastion():
+    raw = with_changes(HA_RAW, ssh__bastion={"address": "10.9.0.1"}, ssh__hostKeys={"10.9.0.1": BASTION_KEY})
+    with pytest.raises(ConfigError, match=r"ssh\.hostKeys\.10\.9\.0\.1: .*ssh\.bastion\.hostKey"):
+        parse_config(raw, HA_SECRETS)
+
+
+@pytest.mark.parametrize("bastion", [
+    {"address": "10.9.0.1", "privateKey": 70000},                   # wrong type: value hidden
+    {"address": "10.9.0.1", "privatekey": SECRET},                  # misspelt secret key
+    {"address": "10.9.0.1", "privateKey": SECRET, "privateKeyPath": "/k"},
+    {"address": "10.9.0.1", "privateKey": SECRET + "\x00"},
+])
+def test_bastion_secrets_are_never_echoed(bastion):
+    with pytest.raises(ConfigError) as err:
+        parse_config(with_changes(HA_RAW, ssh__bastion=bastion), set())  # even when nothing is marked secret
+    assert SECRET not in str(err.value) and "70000" not in str(err.value), str(err.value)
+
+
+def test_bastion_key_file_is_read_and_a_preview_goes_on_without_it(tmp_path):
+    from components.config import read_private_key
+    key = tmp_path / "jump"
+    key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\njump\n-----END OPENSSH PRIVATE KEY-----\n")
+    cfg = parse_config(with_changes(HA_RAW, ssh__bastion={"address": "10.9.0.1", "privateKeyPath": str(key)}),
+                       HA_SECRETS)
+    ssh, warning = read_private_key(cfg.ssh, dry_run=False)
+    assert warning is None and ssh.bastion.private_key == key.read_text() and ssh.private_key == cfg.ssh.private_key
+    missing = parse_config(with_changes(HA_RAW, ssh__bastion={"address": "10.9.0.1",
+                                                              "privateKeyPath": str(tmp_path / "none")}), HA_SECRETS)
+    ssh, warning = read_private_key(missing.ssh, dry_run=True)
+    assert "ssh.bastion.privateKeyPath" in warning and ssh.bastion.private_key == ""
+    with pytest.raises(ConfigError, match=r"ssh\.bastion\.privateKeyPath: .*readable private key file"):
+        read_private_key(missing.ssh, dry_run=False)
