@@ -231,7 +231,8 @@ def check_keepalived(conf: str, stack) -> None:
 
 
 CONFIG_KEYS = {"server", "node-name", "node-ip", "advertise-address", "node-label", "node-taint", "tls-san",
-               "write-kubeconfig-mode", "cni", "cluster-cidr", "service-cidr", "cluster-dns", "disable"}
+               "write-kubeconfig-mode", "cni", "cluster-cidr", "service-cidr", "cluster-dns", "disable",
+               "system-default-registry", "profile"}
 
 
 def check_accepted(raw: dict, secrets: set[str], preview: bool = False) -> None:
@@ -248,6 +249,17 @@ def check_accepted(raw: dict, secrets: set[str], preview: bool = False) -> None:
             doc = yaml.safe_load(reg.input("stdin"))
             extra = set(stack.cluster.extra_config) | set(stack.cluster.agent_extra_config)
             assert isinstance(doc, dict) and set(doc) <= CONFIG_KEYS | extra, doc
+        if f"DEST={render.REGISTRIES_PATH}\n" in reg.input("create"):
+            CASES["registries.yaml"] += 1
+            check_registries_yaml(reg.input("stdin"), stack)
+        if reg.name.endswith("-images"):
+            CASES["images"] += 1
+            lines = reg.input("stdin").splitlines()
+            assert len(lines) == len(stack.cluster.images_archives), lines
+            for line, archive in zip(lines, stack.cluster.images_archives):
+                # images.sh splits each line into three words with `read -r sum name link`.
+                assert line.split(" ") == [archive.sha256, archive.name, archive.url], line
+                assert re.fullmatch(r"[0-9a-f]{64} [A-Za-z0-9][A-Za-z0-9._-]* (https|file):[^\s]+", line), line
         if reg.name.endswith("-san-refresh"):
             for line in reg.input("stdin").splitlines():
                 assert re.fullmatch(r"DNS:(\*\.)?[a-z0-9.-]+|IP Address:[0-9A-F:.]+", line), line
@@ -256,6 +268,22 @@ def check_accepted(raw: dict, secrets: set[str], preview: bool = False) -> None:
         check_haproxy(ev.by_name(f"{stack.load_balancer.name}-haproxy").input("stdin"), stack)
         if stack.load_balancer.vip:
             check_keepalived(ev.by_name(f"{stack.load_balancer.name}-keepalived").input("stdin"), stack)
+
+
+def check_registries_yaml(text: str, stack) -> None:
+    """registries.yaml as RKE2 reads it (rancher/wharfie pkg/registries/types.go): only the
+    keys of that format, every value what the validated config holds."""
+    doc = yaml.safe_load(text)
+    assert set(doc) == {"mirrors", "configs"}, doc
+    reg = stack.registries
+    assert set(doc["mirrors"]) == set(reg.mirrors) and set(doc["configs"]) == set(reg.configs)
+    for host, m in doc["mirrors"].items():
+        assert set(m) <= {"endpoint", "rewrite"} and m["endpoint"] == list(reg.mirrors[host].endpoints), m
+        assert m.get("rewrite", {}) == dict(reg.mirrors[host].rewrites)
+    for host, c in doc["configs"].items():
+        assert set(c) <= {"auth", "tls"}, c
+        assert set(c.get("tls", {})) <= {"ca_file", "cert_file", "key_file", "insecure_skip_verify"}, c
+        assert set(c.get("auth", {})) in (set(), {"username", "password"}, {"identity_token"}), c
 
 
 def check_refused(err: ConfigError, path: tuple, related: tuple[str, ...], value) -> None:
@@ -355,6 +383,9 @@ PATTERN_KEYS = {
     ("cluster", "cni"): ["canal", "calico", "cilium", "flannel", "none"],
     ("rancher", "letsEncryptEmail"): ["ops@example.com", "a+b@example.org"],
     ("rancher", "tlsSource"): ["rancher", "secret", "letsEncrypt"],
+    ("cluster", "profile"): ["cis", "etcd", "cis-1.23"],
+    ("cluster", "systemDefaultRegistry"): ["registry.example.com:5000", "[fd00::5]:5000", "10.0.0.5", "*",
+                                           "reg.example:0", "Reg.example"],
 }
 
 
@@ -434,6 +465,43 @@ def test_extra_config(section, data):
                                                  r"cluster\.mobile"))
 
 
+REGISTRY_HOSTS = ["docker.io", "registry.example.internal:5000", "[fd00::9]:5000", "10.20.0.9:5000", "*",
+                  "Docker.io", "reg.example:", "fd00::9"]
+ENDPOINTS = ["https://registry.example.internal:5000", "http://10.20.0.9:5000/v2/hub", "https://[fd00::9]:5000",
+             "ftp://x.example", "https://u:p@x.example"]
+REWRITES = ["^rancher/(.*)", "(.*)", "(?=x)", "\\1", "("]
+PATHS = ["/etc/pki/registry-ca.pem", "/etc/pki/client.pem", "relative.pem", "/"]
+
+
+@SETTINGS
+@given(data=st.data())
+def test_registries(data):
+    """Mirror and config hosts, endpoints, rewrites and TLS paths, hostile; credentials are in
+    test_secrets_never_shown and tests/unit/test_registries.py."""
+    mirror = {"endpoints": data.draw(st.lists(hostile(ENDPOINTS), min_size=0, max_size=3))}
+    if data.draw(st.booleans()):
+        mirror["rewrites"] = data.draw(st.dictionaries(hostile(REWRITES), hostile(["m/$1", "", "x"]), max_size=2))
+    tls = {k: data.draw(hostile(PATHS)) for k in data.draw(st.sets(st.sampled_from(["caFile", "certFile", "keyFile"])))}
+    if data.draw(st.booleans()):
+        tls["insecureSkipVerify"] = data.draw(st.one_of(st.booleans(), hostile(["true", "yes"])))
+    value = {"mirrors": {data.draw(hostile(REGISTRY_HOSTS)): mirror},
+             "configs": {data.draw(hostile(REGISTRY_HOSTS)): {"tls": tls}}}
+    run_case("ha", ("registries",), value)
+
+
+ARCHIVE_URLS = ["https://mirror.example.internal/rke2/rke2-images.linux-amd64.tar.zst", "file:///srv/images/extra.tar",
+                "https://[fd00::9]/i.tar.gz", "http://mirror.example/a.tar", "https://m.example/a.exe",
+                "https://m.example/dir/"]
+
+
+@SETTINGS
+@given(data=st.data())
+def test_image_archives(data):
+    archives = data.draw(st.lists(st.fixed_dictionaries({
+        "url": hostile(ARCHIVE_URLS), "sha256": hostile(["ab" * 32, "AB" * 32, "a" * 63, "g" * 64])}), min_size=1, max_size=3))
+    run_case("ha", ("cluster", "imagesArchives"), archives)
+
+
 @SETTINGS
 @given(data=st.data())
 def test_host_keys(data):
@@ -469,6 +537,9 @@ SECRET_VALUE = st.builds(lambda a, b: a + SECRET_MARK + b, st.sampled_from(["", 
     ("token",), ("tokn",), ("ssh",), ("rancher",), ("cluster", "etcdS3"), ("cluster", "etcdS3", "secretKey"),
     ("cluster", "etcdS3", "secretkey"), ("cluster", "extraConfig", "etcd-s3-secret-key"),
     ("cluster", "extraConfig", "etcd-s3-secretkey"), ("servers", 0, "password"),
+    ("registries", "configs", "reg.example", "auth", "password"), ("registries", "configs", "reg.example", "auth", "token"),
+    ("registries", "configs", "reg.example", "auth"), ("registries", "configs", "reg.example", "auth", "pasword"),
+    ("registries", "configs"), ("registries",),
 ], ids=lambda p: _dotted(p))
 @SETTINGS
 @given(value=st.one_of(SECRET_VALUE, st.lists(SECRET_VALUE, min_size=1, max_size=2),
@@ -479,6 +550,8 @@ def test_secrets_never_shown(path, value):
     raw = _single()
     if path[:2] == ("cluster", "etcdS3") and len(path) == 3:
         raw["cluster"]["etcdS3"] = {"accessKey": "AKIA", "secretKey": "k"}
+    if path[:4] == ("registries", "configs", "reg.example", "auth") and len(path) == 5:
+        raw["registries"] = {"configs": {"reg.example": {"auth": {"username": "puller"}}}}
     raw = _set(raw, path, value)
     CASES["total"] += 1
     try:
@@ -566,5 +639,6 @@ def test_zz_cases_were_run():
         pytest.skip("run with the property tests above to count their cases")
     print(f"\nhostile config: {CASES['total']} generated cases, {CASES['refused']} refused, "
           f"{CASES['accepted']} accepted, {CASES['stable-ip']} stable-ip helper cases; "
-          f"{CASES['scripts']} rendered scripts checked")
+          f"{CASES['scripts']} rendered scripts checked, {CASES['registries.yaml']} registries.yaml and "
+          f"{CASES['images']} image lists checked")
     assert CASES["refused"] > 0 and CASES["accepted"] > 0 and CASES["scripts"] > 0
