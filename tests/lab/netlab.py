@@ -17,6 +17,12 @@ Layout (everything exists only on this machine and is removed by `Lab.close()`):
   /usr/bin/systemctl and journalctl are the lab's service-manager stand-in and
   /usr/sbin/modprobe a no-op (kernel modules are shared with this machine).
 
+- private segments (`Lab.add_segment`): netns ``rk2lab-<id>-seg-<name>`` holding only a
+  bridge, no address and no process. Hosts created on a segment (`add_host(...,
+  segment=name)`) have their ``eth0`` there and no default route; `Lab.attach` gives a LAN
+  host a second interface on it (a bastion). The workstation has no interface or route into
+  a segment, so it reaches those hosts only through a host attached to both.
+
 Teardown kills exactly the processes inside the namespaces it created (``ip netns pids``)
 and deletes those namespaces by name.
 """
@@ -103,6 +109,23 @@ def _install_script(src: Path, dest: Path, python: str) -> None:
     dest.chmod(0o755)
 
 
+class Segment:
+    """A private network only the hosts on it (and those attached to it) reach. Create with
+    `Lab.add_segment`."""
+
+    def __init__(self, lab: "Lab", name: str, subnet: str):
+        self.lab = lab
+        self.name = name
+        self.network = ipaddress.ip_network(subnet)
+        self.prefixlen = self.network.prefixlen
+        self.netns = f"{lab.netns}-seg-{name}"
+        self.bridge = "seg0"
+        self.ports = 0
+
+    def __repr__(self) -> str:
+        return f"<Segment {self.name} {self.network}>"
+
+
 class Host:
     """One lab host. Create with `Lab.add_host`."""
 
@@ -120,6 +143,8 @@ class Host:
         self.private_key_path: Path = lab.client_key
         self.host_public_key: str = ""
         self._holder: subprocess.Popen | None = None
+        #: The private segment eth0 is on (None: the lab LAN). Set by `Lab.add_host`.
+        self.segment: Segment | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
     def _prepare(self) -> None:
@@ -181,12 +206,16 @@ class Host:
         _ip("netns", "add", self.netns)
         lab._manifest_add(self.netns)
         _ip("-n", self.netns, "link", "set", "lo", "up")
-        _ip("-n", lab.netns, "link", "add", self.veth, "type", "veth",
+        seg = self.segment
+        link_ns, bridge = (seg.netns, seg.bridge) if seg else (lab.netns, BRIDGE)
+        _ip("-n", link_ns, "link", "add", self.veth, "type", "veth",
             "peer", "name", "eth0", "netns", self.netns)
-        _ip("-n", lab.netns, "link", "set", self.veth, "master", BRIDGE, "up")
-        _ip("-n", self.netns, "addr", "add", f"{self.address}/{lab.prefixlen}", "dev", "eth0")
+        _ip("-n", link_ns, "link", "set", self.veth, "master", bridge, "up")
+        _ip("-n", self.netns, "addr", "add", f"{self.address}/{seg.prefixlen if seg else lab.prefixlen}",
+            "dev", "eth0")
         _ip("-n", self.netns, "link", "set", "eth0", "up")
-        _ip("-n", self.netns, "route", "add", "default", "via", lab.gateway)
+        if seg is None:  # a segment has no gateway: its hosts reach only the segment
+            _ip("-n", self.netns, "route", "add", "default", "via", lab.gateway)
         self._prepare()
         cfg = {
             "name": self.name, "root": str(self.root), "work": str(self.dir / "work"),
@@ -438,6 +467,7 @@ class Lab:
                                "may not overlap)")
         self.dir = Path(tempfile.mkdtemp(prefix=f"rk2lab-{self.id}-", dir=base))
         self.hosts: dict[str, Host] = {}
+        self.segments: dict[str, Segment] = {}
         self._entries: dict[str, str] = {}
         self._closed = False
         self._started = False
@@ -502,6 +532,9 @@ class Lab:
                 host.close()
             except Exception as e:  # keep tearing down the rest
                 errors.append(f"{host.name}: {e}")
+        for seg in self.segments.values():  # bridges only: no processes
+            if _netns_exists(seg.netns):
+                subprocess.run(["ip", "netns", "del", seg.netns], capture_output=True)
         if _netns_exists(self.netns):
             _kill_netns([self.netns])
             subprocess.run(["ip", "netns", "del", self.netns], capture_output=True)
@@ -541,18 +574,26 @@ class Lab:
         return self._pydirs
 
     # --- hosts --------------------------------------------------------------------------
-    def add_host(self, name: str, address: str, register_name: bool = True) -> Host:
-        """Create a host named `name` at `address` (in the lab subnet) with sshd running.
-        `register_name` adds "address name" to the lab's hosts file."""
+    def add_host(self, name: str, address: str, register_name: bool = True,
+                 segment: str | None = None) -> Host:
+        """Create a host named `name` at `address` (in the lab subnet, or in `segment`'s)
+        with sshd running. `register_name` adds "address name" to the lab's hosts file.
+        A segment host is reachable only from the segment (see `Lab.attach`); `readdress`
+        and `reboot` are for LAN hosts."""
         if not self._started or self._closed:
             raise LabError("lab is not running")
         if name in self.hosts:
             raise LabError(f"host {name} exists")
         if not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?", name):
             raise LabError(f"host name {name!r}: use a short DNS label (a-z, 0-9, -)")
-        if ipaddress.ip_address(address) not in self.network or address == self.gateway:
+        seg = self.segments[segment] if segment is not None else None
+        if seg is not None:
+            if ipaddress.ip_address(address) not in seg.network:
+                raise LabError(f"{address} is not an address of segment {seg.name} ({seg.network})")
+        elif ipaddress.ip_address(address) not in self.network or address == self.gateway:
             raise LabError(f"{address} is not a free address of {self.network}")
         host = Host(self, name, address, len(self.hosts) + 1)
+        host.segment = seg
         self.hosts[name] = host
         host._start()
         with open(self.known_hosts, "a") as f:
@@ -560,6 +601,44 @@ class Lab:
         if register_name:
             self.set_host_entry(name, address)
         return host
+
+    # --- private segments ---------------------------------------------------------------
+    def add_segment(self, name: str, subnet: str) -> Segment:
+        """A private network (its own netns holding a bridge) that the workstation cannot
+        reach: no interface or route of the workstation leads there."""
+        if not self._started or self._closed:
+            raise LabError("lab is not running")
+        if name in self.segments or not re.fullmatch(r"[a-z0-9]{1,8}", name):
+            raise LabError(f"segment name {name!r}: a new short name (a-z, 0-9)")
+        seg = Segment(self, name, subnet)
+        if seg.network.overlaps(self.network) or any(seg.network.overlaps(s.network)
+                                                     for s in self.segments.values()):
+            raise LabError(f"segment {subnet} overlaps the lab LAN or another segment")
+        _ip("netns", "add", seg.netns)
+        self._manifest_add(seg.netns)
+        self.segments[name] = seg
+        _ip("-n", seg.netns, "link", "add", seg.bridge, "type", "bridge")
+        _ip("-n", seg.netns, "link", "set", seg.bridge, "up")
+        return seg
+
+    def attach(self, host: Host, segment: str, address: str) -> str:
+        """Give `host` a second interface on `segment` at `address` (a bastion, a router
+        without forwarding). Returns the interface name inside the host."""
+        seg = self.segments[segment]
+        if ipaddress.ip_address(address) not in seg.network:
+            raise LabError(f"{address} is not an address of segment {seg.name} ({seg.network})")
+        seg.ports += 1
+        existing = {link["ifname"] for link in json.loads(_run(["ip", "-n", host.netns, "-j", "link"]).stdout)}
+        n = 1
+        while f"eth{n}" in existing:
+            n += 1
+        ifname = f"eth{n}"
+        port = f"p{seg.ports}"
+        _ip("-n", seg.netns, "link", "add", port, "type", "veth", "peer", "name", ifname, "netns", host.netns)
+        _ip("-n", seg.netns, "link", "set", port, "master", seg.bridge, "up")
+        _ip("-n", host.netns, "addr", "add", f"{address}/{seg.prefixlen}", "dev", ifname)
+        _ip("-n", host.netns, "link", "set", ifname, "up")
+        return ifname
 
     # --- name resolution ----------------------------------------------------------------
     def set_host_entry(self, name: str, address: str | None) -> None:
