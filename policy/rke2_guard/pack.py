@@ -9,7 +9,7 @@ from __future__ import annotations
 from pulumi_policy import (EnforcementLevel, Policy, PolicyConfigSchema, ResourceValidationPolicy,
                            StackValidationPolicy)
 
-from . import expiry, gates, replicas, sans
+from . import cis, expiry, gates, replicas, sans
 
 PACK_NAME = "rke2-guard"
 
@@ -135,7 +135,8 @@ def build_policies() -> list[Policy]:
         ),
         ResourceValidationPolicy(
             name="ssh-host-key-verification",
-            description=("SSH to every host should verify its host key (ssh.hostKeys), advisory because a "
+            description=("SSH to every host should verify its host key (ssh.hostKeys), and the bastion's "
+                         "(ssh.bastion.hostKey) when there is one, advisory because a "
                          "first install in a lab rarely has the keys at hand, although an unverified host "
                          "could receive the join token."),
             validate=gates.validate_host_key_verified,
@@ -158,5 +159,13 @@ def build_policies() -> list[Policy]:
             validate=expiry.validate_certificate_expiry,
             enforcement_level=ADVISORY,
             config_schema=EXPIRY_SCHEMA,
+        ),
+        ResourceValidationPolicy(
+            name="cis-profile",
+            description=("Every RKE2 server and agent should run RKE2's CIS profile (cluster.profile: cis), "
+                         "advisory by default since development and lab clusters rarely need the hardening, "
+                         "and mandatory with policy/examples/cis.json for sites that must meet the benchmark."),
+            validate=cis.validate_cis_profile,
+            enforcement_level=ADVISORY,
         ),
     ]

@@ -107,8 +107,8 @@ def test_analyzer_info_lists_every_policy_with_its_level():
 def test_dev_stack_has_no_mandatory_violation(dev):
     found = diagnostics(*dev)
     assert mandatory(found) == []
-    # The sample has no ssh.hostKeys: reported, advisory.
-    assert {d.policyName for d in found} <= {"ssh-host-key-verification"}
+    # The sample has no ssh.hostKeys and no CIS profile: reported, advisory.
+    assert {d.policyName for d in found} <= {"ssh-host-key-verification", "cis-profile"}
 
 
 def test_dev_stack_with_strict_config_still_passes(dev):
@@ -163,7 +163,7 @@ def test_secret_bootstrap_password_is_visible_to_the_policy(dev):
 
 def test_all_mandatory_config_flips_the_advisories(dev):
     found = mandatory(diagnostics(*dev, {"all": "mandatory"}))
-    assert {name for name, _ in found} == {"ssh-host-key-verification"}
+    assert {name for name, _ in found} == {"ssh-host-key-verification", "cis-profile"}
 
 
 def test_unknown_password_during_preview_is_not_a_violation():
