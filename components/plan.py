@@ -233,6 +233,8 @@ class Totals:
     destroyed_resources: list[str] = field(default_factory=list)
     hosts_added: list[str] = field(default_factory=list)
     hosts_removed: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    """Steps whose script will refuse the change (the update fails there)."""
 
 
 @dataclass
@@ -514,6 +516,7 @@ def build(preview: dict, policy_events: Iterable[dict] = (), stack: str = "",
     for hp in hosts:  # in execution order
         if hp.restarts:
             totals.restarts[hp.name] = hp.restarts
+        totals.refused += [sp.name for sp in hp.steps if sp.effect == "refused"]
         if hp.op != "create":
             for sp in hp.steps:
                 if sp.effect == "certs":
@@ -635,6 +638,8 @@ def _summary_lines(plan: Plan) -> list[str]:
         f"resources destroyed: {t.destroyed}" + (f" ({', '.join(t.destroyed_resources)})" if t.destroyed_resources else ""),
         *([f"hosts added: {', '.join(t.hosts_added)}"] if t.hosts_added else []),
         *([f"hosts removed: {', '.join(t.hosts_removed)}"] if t.hosts_removed else []),
+        *([f"WILL FAIL: {', '.join(t.refused)} refuse the change on an initialised host "
+           "(a new token: `rke2 token rotate`; a new CA: see README)"] if t.refused else []),
     ]
 
 
