@@ -49,6 +49,8 @@ _NODE = {"nodeName": "{node}.name", "address": "{node}.address", "nodeIp": "{nod
          "index": "{role} (order)", "hostKeyVerified": "ssh.hostKeys",
          "bastion": "ssh.bastion", "bastionHostKeyVerified": "ssh.bastion (hostKey)",
          "version": "cluster.version", "retainOnDestroy": "cluster.retainOnDestroy",
+         "profile": "cluster.profile", "systemDefaultRegistry": "cluster.systemDefaultRegistry",
+         "registryMirrors": "registries.mirrors",
          "registrationAddress": "cluster.hostname / loadBalancer (registration address)"}
 CAUSES: dict[str, dict[str, str]] = {
     "rke2:index:RKE2Server": {
