@@ -1358,9 +1358,18 @@ def _parse(raw: Mapping[str, Any], secret_keys: set[str], pins: Mapping[str, str
     if cert_manager.enabled:
         versions.cert_manager_crd_values(cert_manager.version)
 
+    registries = _registries(raw.get("registries"), secret_keys)
+    for section, extra in (("cluster.extraConfig", cluster.extra_config),
+                           ("cluster.agentExtraConfig", cluster.agent_extra_config)):
+        if registries is not None and ("private-registry" in extra or "private-registry+" in extra):
+            # RKE2 would read that file instead of the registries.yaml the program writes.
+            raise ConfigError(f"{section}.private-registry", NOT_SHOWN,
+                              "unset when `registries` is set: the program writes /etc/rancher/rke2/registries.yaml "
+                              "and RKE2 reads only one registries file")
+
     return StackConfig(ssh=ssh, cluster=cluster, servers=servers, agents=agents, load_balancer=lb,
                        token=token, token_is_secret=token_is_secret, cert_manager=cert_manager,
-                       rancher=rancher, registries=_registries(raw.get("registries"), secret_keys))
+                       rancher=rancher, registries=registries)
 
 
 def _mobile_node_ip(key: str, value: Any) -> str:

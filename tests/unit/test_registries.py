@@ -201,3 +201,11 @@ def test_profile_values(value):
 def test_bad_image_archives(archives, key, fragment):
     err = error(SECRETS, cluster__imagesArchives=archives)
     assert err.key == key and fragment in str(err), str(err)
+
+
+@pytest.mark.parametrize("section", ["extraConfig", "agentExtraConfig"])
+def test_private_registry_path_is_refused_with_registries(section):
+    err = error(SECRETS, registries={}, **{f"cluster__{section}": {"private-registry": "/etc/other.yaml"}})
+    assert err.key == f"cluster.{section}.private-registry" and "registries.yaml" in str(err)
+    # Without `registries` the user's own file stays possible (helper A's node-wide key).
+    assert stack(SECRETS, **{f"cluster__{section}": {"private-registry": "/etc/other.yaml"}}).registries is None
