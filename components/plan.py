@@ -31,6 +31,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
@@ -252,6 +253,12 @@ class Plan:
         return asdict(self)
 
 
+def _index(props: dict) -> str:
+    """A node's position (a protobuf Struct carries numbers as floats)."""
+    i = props.get("index")
+    return str(int(i)) if isinstance(i, (int, float)) and float(i).is_integer() else "?"
+
+
 def _config_key(ctype: str, props: dict, path: str) -> str:
     top, rest = path, ""
     for i, ch in enumerate(path):
@@ -260,7 +267,7 @@ def _config_key(ctype: str, props: dict, path: str) -> str:
             break
     table = CAUSES.get(ctype, {})
     role = "servers" if ctype == "rke2:index:RKE2Server" else "agents"
-    node = f"{role}[{props.get('index', '?')}]"
+    node = f"{role}[{_index(props)}]"
     if top in table:
         key = table[top].format(node=node, role=role)
         if top == "values" and rest.startswith(".") and ctype == "rke2:index:RancherRelease":
@@ -282,7 +289,7 @@ def component_causes(step: Step) -> list[str]:
     role = HOST_TYPES.get(step.type, "")
     if step.op == "create":
         props = step.new.get("inputs") or {}
-        idx = props.get("index")
+        idx = _index(props)
         return [f"{'servers' if role == 'server' else 'agents'}[{idx}] added ({step.name})"
                 if role in ("server", "agent") else f"{step.name} added"]
     if step.op == "delete":
@@ -292,8 +299,28 @@ def component_causes(step: Step) -> list[str]:
     seen = set()
     diffs = _diff_paths(old, new)
     tops = {p.split(".")[0].split("[")[0] for p, _ in diffs}
+    # A list of plain entries set in the config (SANs, labels): what was added or removed,
+    # not which positions shifted.
+    as_sets = set()
+    for top in sorted(tops):
+        o, n = old.get(top), new.get(top)
+        key = _config_key(step.type, new or old, top)
+        if not (isinstance(o, list) and isinstance(n, list) and "(" not in key and
+                all(isinstance(x, (str, int, float, bool)) and not _is_secret(x) for x in o + n)):
+            continue
+        if top == "tlsSans" and "configuredTlsSans" in tops:
+            continue
+        as_sets.add(top)
+        added, removed = Counter(map(json.dumps, n)) - Counter(map(json.dumps, o)), \
+            Counter(map(json.dumps, o)) - Counter(map(json.dumps, n))
+        parts = [f"{sum(added.values())} added"] if added else []
+        parts += [f"{sum(removed.values())} removed"] if removed else []
+        out.append(f"{key}: {', '.join(parts) or 'reordered'}")
+        seen.add(key)
     for path, kind in diffs:
         top = path.split(".")[0].split("[")[0]
+        if top in as_sets:
+            continue
         # The effective SAN list follows the configured one: name the configured key only.
         if top == "tlsSans" and "configuredTlsSans" in tops:
             continue
