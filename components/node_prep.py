@@ -56,3 +56,14 @@ def cis_step(name: str, host: HostAccess, cluster: ClusterConfig, role: str,
     return step(f"{name}-cis", host, "cis.sh",
                 values={"ACTION": "apply", "ROLE": role, "SYSCTL_DEST": render.CIS_SYSCTL_PATH,
                         "RKE2_VERSION": cluster.version}, opts=opts)
+
+
+def psa_step(name: str, host: HostAccess, stack: StackConfig, opts: pulumi.ResourceOptions
+             ) -> tuple[remote.Command | None, list[pulumi.Input]]:
+    """cluster.profile: cis on a server: the Pod Security Admission file config.yaml points at
+    (render.psa_config), and the service's restart trigger for its content."""
+    text = render.psa_config(stack)
+    if text is None:
+        return None, []
+    return (file_step(f"{name}-psa", host, render.PSA_CONFIG_PATH, text, opts=opts),
+            [render.secret_fingerprint(text)])

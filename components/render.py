@@ -105,6 +105,8 @@ def server_config(stack: StackConfig, index: int) -> dict[str, Any]:
     if c.disable:
         cfg["disable"] = list(c.disable)
     cfg.update(node_wide_keys(stack))
+    if psa_config(stack) is not None:
+        cfg["pod-security-admission-config-file"] = PSA_CONFIG_PATH
     cfg.update(c.extra_config)
     return cfg
 
@@ -161,6 +163,42 @@ def etcd_s3_yaml(creds: EtcdS3Credentials) -> str:
 REGISTRIES_PATH = "/etc/rancher/rke2/registries.yaml"
 IMAGES_DIR = "/var/lib/rancher/rke2/agent/images"
 CIS_SYSCTL_PATH = "/etc/sysctl.d/60-rke2-cis.conf"
+PSA_CONFIG_PATH = "/etc/rancher/rke2/rke2-rancher-pss.yaml"
+# With profile: cis RKE2 enforces the restricted Pod Security Standard everywhere except these
+# namespaces (rancher/rke2 pkg/rke2/psa.go restrictedPSAConfig, v1.33.5+rke2r1).
+RKE2_CIS_PSA_EXEMPT = ("kube-system", "cis-operator-system", "tigera-operator")
+# Namespaces of Rancher itself on its local cluster (Rancher docs, reference-guides/rancher-security/
+# psa-restricted-exemptions, v2.12: the cattle-*/fleet-* entries Rancher creates without optional apps).
+RANCHER_PSA_EXEMPT = ("cattle-system", "cattle-fleet-system", "cattle-fleet-local-system", "cattle-impersonation-system",
+                      "cattle-global-data", "cattle-global-nt", "cattle-provisioning-capi-system", "cattle-capi-system",
+                      "cattle-turtles-system", "cattle-ui-plugin-system", "fleet-default", "fleet-local")
+
+
+def psa_config(stack: StackConfig) -> str | None:
+    """With cluster.profile: cis, RKE2's restricted Pod Security Admission defaults plus exemptions
+    for the namespaces of the charts this stack installs (cert-manager, Rancher), which do not run
+    under `restricted`; None without the profile, without those charts, or when
+    cluster.extraConfig points RKE2 at a PSA file of the user's own."""
+    c = stack.cluster
+    if c.profile != "cis" or "pod-security-admission-config-file" in c.extra_config:
+        return None
+    extra = (("cert-manager",) if stack.cert_manager.enabled else ()) + \
+        (RANCHER_PSA_EXEMPT if stack.rancher.enabled else ())
+    if not extra:
+        return None
+    doc = {
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "kind": "AdmissionConfiguration",
+        "plugins": [{"name": "PodSecurity", "configuration": {
+            "apiVersion": "pod-security.admission.config.k8s.io/v1",
+            "kind": "PodSecurityConfiguration",
+            "defaults": {"enforce": "restricted", "enforce-version": "latest", "audit": "restricted",
+                         "audit-version": "latest", "warn": "restricted", "warn-version": "latest"},
+            "exemptions": {"usernames": [], "runtimeClasses": [],
+                           "namespaces": sorted(set(RKE2_CIS_PSA_EXEMPT) | set(extra))},
+        }}],
+    }
+    return to_yaml(doc)
 
 
 def registries_yaml(registries: RegistriesConfig) -> str:

@@ -71,6 +71,7 @@ class RKE2Server(pulumi.ComponentResource):
                            opts=after(preflight, cis_check))
         registries, registries_trigger = node_prep.registries_step(name, host, stack, opts=after(preflight))
         images = node_prep.images_step(name, host, cluster, opts=after(preflight))
+        psa, psa_trigger = node_prep.psa_step(name, host, stack, opts=after(preflight))
         canal_config = None
         if cluster.mobile and mobile.uses_canal(cfg):
             # Before the first start, so the canal chart is installed with it (mobile.py).
@@ -110,9 +111,9 @@ class RKE2Server(pulumi.ComponentResource):
             # A new version or a changed config (other than tls-san) takes effect on restart.
             triggers=[cluster.version, render.restart_fingerprint(cfg),
                       *([pulumi.Output.secret(render.secret_fingerprint(render.etcd_s3_yaml(cluster.etcd_s3)))]
-                        if cluster.etcd_s3 is not None else []), *registries_trigger],
+                        if cluster.etcd_s3 is not None else []), *registries_trigger, *psa_trigger],
             opts=after(install, config, token_file, etcd_s3, stable_ip, canal_config, join_guard, place_ca,
-                       registries, images, cis, *args.join_after))
+                       registries, images, cis, psa, *args.join_after))
         if cluster.mobile:
             step(f"{name}-dns-follow", host, "dns-follow.sh", opts=after(service))
         san_refresh = step(f"{name}-san-refresh", host, "san-refresh.sh",

@@ -109,3 +109,19 @@ def test_cis_steps_check_before_install_apply_before_start():
         assert ev.depends_on(f"{node}-cis", f"{node}-install")
         assert ev.depends_on(f"{node}-service", f"{node}-cis")
     assert not {n for n in evaluate(RAW, SECRETS).names() if n.endswith(("-cis", "-cis-check"))}
+
+
+def test_cis_psa_file_on_servers_only_and_its_change_restarts():
+    ev = evaluate(with_changes(RAW, cluster__profile="cis"), SECRETS)
+    for s in SERVERS:
+        step = ev.by_name(f"{s}-psa")
+        assert _write_dest(step.input("create")) == (render.PSA_CONFIG_PATH, "0600")
+        assert "cattle-system" in step.input("stdin")
+        assert ev.depends_on(f"{s}-service", f"{s}-psa")
+    assert not any(n.endswith("-psa") for n in ev.names() if n.startswith("rke2-agent"))
+    no_rancher = evaluate(with_changes(RAW, cluster__profile="cis", certManager__enabled=False,
+                                       rancher__enabled=False), SECRETS - {"rke2-rancher:rancher"})
+    assert not any(n.endswith("-psa") for n in no_rancher.names())
+    only_cm = evaluate(with_changes(RAW, cluster__profile="cis", rancher__enabled=False), SECRETS)
+    for s in SERVERS:
+        assert ev.by_name(f"{s}-service").input("triggers") != only_cm.by_name(f"{s}-service").input("triggers")

@@ -232,7 +232,7 @@ def check_keepalived(conf: str, stack) -> None:
 
 CONFIG_KEYS = {"server", "node-name", "node-ip", "advertise-address", "node-label", "node-taint", "tls-san",
                "write-kubeconfig-mode", "cni", "cluster-cidr", "service-cidr", "cluster-dns", "disable",
-               "system-default-registry", "profile"}
+               "system-default-registry", "profile", "pod-security-admission-config-file"}
 
 
 def check_accepted(raw: dict, secrets: set[str], preview: bool = False) -> None:

@@ -209,3 +209,39 @@ def test_private_registry_path_is_refused_with_registries(section):
     assert err.key == f"cluster.{section}.private-registry" and "registries.yaml" in str(err)
     # Without `registries` the user's own file stays possible (helper A's node-wide key).
     assert stack(SECRETS, **{f"cluster__{section}": {"private-registry": "/etc/other.yaml"}}).registries is None
+
+
+# ------------------------------------------------------------------ CIS: Pod Security Admission
+
+def test_cis_keeps_rke2s_restricted_defaults_and_exempts_the_stacks_charts():
+    """rancher/rke2 pkg/rke2/psa.go (v1.33.5+rke2r1): with profile cis and no
+    pod-security-admission-config-file, RKE2 writes restrictedPSAConfig (enforce/audit/warn
+    restricted, latest; exempt kube-system, cis-operator-system, tigera-operator). Rancher and
+    cert-manager do not run under it (Rancher docs psa-restricted-exemptions list cattle-system
+    and cert-manager), so the stack writes the same defaults with their namespaces exempt."""
+    s = stack(SECRETS, cluster__profile="cis")
+    cfg = render.server_config(s, 0)
+    assert cfg["pod-security-admission-config-file"] == "/etc/rancher/rke2/rke2-rancher-pss.yaml"
+    assert "pod-security-admission-config-file" not in render.agent_config(s, 0)
+    doc = yaml.safe_load(render.psa_config(s))
+    (plugin,) = doc["plugins"]
+    conf = plugin["configuration"]
+    assert doc["kind"] == "AdmissionConfiguration" and plugin["name"] == "PodSecurity"
+    assert conf["kind"] == "PodSecurityConfiguration"
+    assert conf["defaults"] == {"enforce": "restricted", "enforce-version": "latest", "audit": "restricted",
+                                "audit-version": "latest", "warn": "restricted", "warn-version": "latest"}
+    exempt = conf["exemptions"]["namespaces"]
+    assert {"kube-system", "cis-operator-system", "tigera-operator", "cert-manager", "cattle-system",
+            "cattle-fleet-system", "cattle-fleet-local-system", "fleet-local"} <= set(exempt)
+    assert not {"default", "cattle-monitoring-system"} & set(exempt)  # workloads and optional apps stay restricted
+
+
+def test_no_psa_file_without_cis_or_without_charts_or_with_the_users_own():
+    assert render.psa_config(stack(SECRETS)) is None
+    bare = stack(SECRETS, cluster__profile="cis", rancher__enabled=False, certManager__enabled=False)
+    assert render.psa_config(bare) is None and "pod-security-admission-config-file" not in render.server_config(bare, 0)
+    own = stack(SECRETS, cluster__profile="cis", cluster__extraConfig={"pod-security-admission-config-file": "/etc/x.yaml"})
+    assert render.psa_config(own) is None
+    assert render.server_config(own, 0)["pod-security-admission-config-file"] == "/etc/x.yaml"
+    only_cm = yaml.safe_load(render.psa_config(stack(SECRETS, cluster__profile="cis", rancher__enabled=False)))
+    assert "cert-manager" in str(only_cm) and "cattle-system" not in str(only_cm)
