@@ -141,13 +141,15 @@ def test_cluster_reset_of_moved_single_server(module_lab, parts_bin, tmp_path):
 
 
 def test_server_prototype_as_rke2_server_unit_on_a_systemd_host(module_lab, parts_bin, tmp_path):
-    """Stand-in v2's shape (tests/lab/standin/realparts_server.py) on a real systemd host:
+    """Stand-in v2's shape (tests/lab/standin/realparts_server.py) on real systemd hosts:
     `timeout 180 systemctl start rke2-server` returns once the unit sends READY=1 (RKE2's
     unit is Type=notify), then the RKE2 contract holds: rke2.yaml mode 0600, the server's
-    own kubectl lists its Node Ready, the API answers on 6443 through a tls-san name."""
+    own kubectl lists its Node Ready, the API answers on 6443 through a tls-san name; an
+    agent host's unit registers its Node with node credentials and it is Ready too."""
     from tests.lab.systemd_hosts import add_systemd_host, nspawn_unavailable_reason
     from tests.lab.realparts.pki import kubeconfig
-    from tests.lab.standin.realparts_server import UNIT, server_script
+    from tests.lab.realparts.pki import write_agent
+    from tests.lab.standin.realparts_server import AGENT_UNIT, UNIT, agent_script, server_script
     reason = nspawn_unavailable_reason()
     if reason:
         pytest.skip(reason)
@@ -183,7 +185,35 @@ def test_server_prototype_as_rke2_server_unit_on_a_systemd_host(module_lab, part
                           "/readyz"], timeout=30)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
     mem = host.memory_kib()
-    rc, out, _ = host.ssh("systemctl stop rke2-server; systemctl is-active rke2-server")
-    assert out.strip() == "inactive"
+
+    # An agent registers its own Node with kubelet credentials (system:node:<name>) and
+    # keeps it Ready; the Node authorizer + NodeRestriction (k8s plugin/pkg/admission/
+    # noderestriction) forbid it to modify another node.
+    agent = add_systemd_host(module_lab, "proto-agent1", "10.77.0.92",
+                             binds_ro=((parts_bin, "/opt/rk2lab-parts"),))
+    write_agent(cas, agent.path("/var/lib/rancher/rke2/agent"), agent.name)
+    agent.write_file("/usr/local/bin/rke2-agent-proto",
+                     agent_script("/opt/rk2lab-parts", agent.name, agent.address,
+                                  "https://proto1.lab.example:6443"), 0o755)
+    agent.write_file("/etc/systemd/system/rke2-agent.service", AGENT_UNIT)
+    t1 = time.monotonic()
+    rc, out, err = agent.ssh("systemctl daemon-reload && timeout 120 systemctl start rke2-agent",
+                             timeout=140)
+    agent_started = time.monotonic() - t1
+    assert rc == 0, f"{out}{err}\n{agent.journal('rke2-agent.service')[-3000:]}"
+    rc, out, err = host.ssh("/var/lib/rancher/rke2/bin/kubectl --kubeconfig /etc/rancher/rke2/rke2.yaml "
+                            "get nodes -o json")
+    ready = {n["metadata"]["name"]: {c["type"]: c["status"] for c in n["status"]["conditions"]}["Ready"]
+             for n in json.loads(out)["items"]}
+    assert ready == {"proto1": "True", "proto-agent1": "True"}, ready
+    rc, out, err = agent.ssh("/opt/rk2lab-parts/kubectl --kubeconfig "
+                             "/var/lib/rancher/rke2/agent/kubelet.kubeconfig label node proto1 lab=x")
+    assert rc != 0 and "forbidden" in (out + err).lower(), out + err
+    agent_mem = agent.memory_kib()
+
+    for h, unit in ((agent, "rke2-agent"), (host, "rke2-server")):
+        rc, out, _ = h.ssh(f"systemctl stop {unit}; systemctl is-active {unit}")
+        assert out.strip() == "inactive"
     print(f"rke2-server (prototype) READY after {started:.1f}s; host RSS {mem['rss'] // 1024} MiB, "
-          f"PSS {mem['pss'] // 1024} MiB")
+          f"PSS {mem['pss'] // 1024} MiB; agent READY after {agent_started:.1f}s, "
+          f"RSS {agent_mem['rss'] // 1024} MiB")

@@ -169,6 +169,21 @@ class ClusterCAs:
             _write(tls / "service.key", _key_pem(_key()), 0o600)
 
 
+def write_agent(cas: "ClusterCAs", agent_dir: Path, node_name: str) -> None:
+    """An agent's kubelet credentials as k3s lays them out under agent/ (server-ca.crt,
+    client-kubelet.{crt,key}: CN system:node:<name>, O system:nodes, from the client CA; the
+    supervisor issues them in k3s `pkg/server/router.go` `servingKubeletCert`/`clientKubeletCert`)."""
+    _write(agent_dir / "server-ca.crt", _cert_pem(cas.server.cert), 0o644)
+    crt, key = cas.client.issue(f"system:node:{node_name}", [CLIENT_AUTH], orgs=("system:nodes",))
+    _write(agent_dir / "client-kubelet.crt", crt, 0o644)
+    _write(agent_dir / "client-kubelet.key", key, 0o600)
+    # The lab's kubelet stand-in (kwok) lists every node, which node credentials may not
+    # (Node authorizer): it gets its own identity, bound by the server to KWOK_CLUSTER_ROLE.
+    crt, key = cas.client.issue(f"rk2lab:kwok:{node_name}", [CLIENT_AUTH], orgs=("rk2lab:kwok",))
+    _write(agent_dir / "client-kwok.crt", crt, 0o644)
+    _write(agent_dir / "client-kwok.key", key, 0o600)
+
+
 def kubeconfig(server: str, ca_file: Path, cert_file: Path | None, key_file: Path | None) -> str:
     """A kubeconfig like rke2.yaml (files referenced by path; no user when cert is None)."""
     user = (f"    client-certificate: {cert_file}\n    client-key: {key_file}\n"

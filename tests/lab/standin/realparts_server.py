@@ -11,6 +11,7 @@ server is up). The node is a kwok-managed Node (`--manage-single-node=<node>`).
 """
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 
@@ -19,6 +20,24 @@ from tests.lab.realparts.pki import kubeconfig
 
 DATA = Path("/var/lib/rancher/rke2")
 TLS = DATA / "server/tls"
+
+
+# What kwok (the lab's kubelet stand-in on each node) needs; granted to group rk2lab:kwok.
+KWOK_RBAC = json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+     "metadata": {"name": "rk2lab:kwok"},
+     "rules": [{"apiGroups": [""], "resources": ["nodes", "pods"],
+                "verbs": ["get", "list", "watch", "patch", "update"]},
+               {"apiGroups": [""], "resources": ["nodes/status", "pods/status"],
+                "verbs": ["patch", "update"]},
+               {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+               {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                "verbs": ["get", "list", "watch", "create", "update", "patch"]}]},
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+     "metadata": {"name": "rk2lab:kwok"},
+     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "rk2lab:kwok"},
+     "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "rk2lab:kwok"}]}]},
+    separators=(",", ":"))
 
 
 def server_script(parts: str, node_name: str, ip: str, member_name: str) -> str:
@@ -77,6 +96,7 @@ echo "kube-apiserver is ready"
 {bg(kcm, "kube-controller-manager")}
 {bg(sched, "kube-scheduler")}
 echo '{node}' | {kubectl} apply -f - >/dev/null
+echo '{KWOK_RBAC}' | {kubectl} apply -f - >/dev/null
 {bg(kwok, "kwok")}
 until {kubectl} wait --for=condition=Ready node/{node_name} --timeout=5s >/dev/null 2>&1; do sleep 0.5; done
 echo "node {node_name} is Ready"
@@ -99,3 +119,43 @@ Restart=no
 [Install]
 WantedBy=multi-user.target
 """
+
+
+def agent_script(parts: str, node_name: str, ip: str, server: str) -> str:
+    """`rke2 agent`'s part that matters to the API: the node registers its own Node with its
+    kubelet credentials (system:node:<name>; the Node authorizer and NodeRestriction admit
+    exactly that) and keeps it Ready with kwok in place of the kubelet (kwok lists all
+    nodes, which node credentials may not: it uses its own rk2lab:kwok identity); READY=1
+    when Ready."""
+    p = Path(parts)
+    agent = DATA / "agent"
+    kc = agent / "kubelet.kubeconfig"
+    kwok_kc = agent / "kwok.kubeconfig"
+    kubectl = f"{p / 'kubectl'} --kubeconfig={kc}"
+    kwok = [str(p / "kwok"), f"--kubeconfig={kwok_kc}", f"--manage-single-node={node_name}",
+            f"--node-ip={ip}"]
+    node = ('{"apiVersion":"v1","kind":"Node","metadata":{"name":"%s","labels":'
+            '{"kubernetes.io/hostname":"%s"}}}' % (node_name, node_name))
+    return f"""#!/bin/sh
+# rke2 agent (stand-in v2 prototype; NOT RKE2) for node {node_name}
+set -u
+NOTIFY="${{NOTIFY_SOCKET:-}}"
+unset NOTIFY_SOCKET
+mkdir -p {agent}/logs
+cat > {kc} <<'EOF'
+{kubeconfig(server, agent / "server-ca.crt", agent / "client-kubelet.crt", agent / "client-kubelet.key")}EOF
+cat > {kwok_kc} <<'EOF'
+{kubeconfig(server, agent / "server-ca.crt", agent / "client-kwok.crt", agent / "client-kwok.key")}EOF
+chmod 600 {kc} {kwok_kc}
+until echo '{node}' | {kubectl} apply -f - >>{agent}/logs/register.log 2>&1; do sleep 1; done
+{shlex.join(kwok)} >>{agent}/logs/kwok.log 2>&1 &
+KWOK=$!
+trap 'kill $KWOK; wait $KWOK; exit 0' TERM INT
+until {kubectl} wait --for=condition=Ready node/{node_name} --timeout=5s >/dev/null 2>&1; do sleep 0.5; done
+echo "node {node_name} is Ready"
+NOTIFY_SOCKET="$NOTIFY" systemd-notify --ready
+wait
+"""
+
+
+AGENT_UNIT = UNIT.replace("(server)", "(agent)").replace("rke2-server-proto", "rke2-agent-proto")
