@@ -145,7 +145,8 @@ def test_server_prototype_as_rke2_server_unit_on_a_systemd_host(module_lab, part
     `timeout 180 systemctl start rke2-server` returns once the unit sends READY=1 (RKE2's
     unit is Type=notify), then the RKE2 contract holds: rke2.yaml mode 0600, the server's
     own kubectl lists its Node Ready, the API answers on 6443 through a tls-san name; an
-    agent host's unit registers its Node with node credentials and it is Ready too."""
+    agent host's unit registers its Node with node credentials and it is Ready too; when
+    the agent host powers off, its Node turns Ready=Unknown."""
     from tests.lab.systemd_hosts import add_systemd_host, nspawn_unavailable_reason
     from tests.lab.realparts.pki import kubeconfig
     from tests.lab.realparts.pki import write_agent
@@ -211,9 +212,25 @@ def test_server_prototype_as_rke2_server_unit_on_a_systemd_host(module_lab, part
     assert rc != 0 and "forbidden" in (out + err).lower(), out + err
     agent_mem = agent.memory_kib()
 
-    for h, unit in ((agent, "rke2-agent"), (host, "rke2-server")):
-        rc, out, _ = h.ssh(f"systemctl stop {unit}; systemctl is-active {unit}")
-        assert out.strip() == "inactive"
+    # The agent host powers off: nothing renews its Node's status or Lease any more, and
+    # kube-controller-manager's node lifecycle controller sets Ready=Unknown after
+    # --node-monitor-grace-period (k8s pkg/controller/nodelifecycle, "NodeStatusUnknown").
+    agent.stop()
+    t2 = time.monotonic()
+
+    def agent_ready_status():
+        rc, out, _ = host.ssh("/var/lib/rancher/rke2/bin/kubectl --kubeconfig /etc/rancher/rke2/rke2.yaml"
+                              " get node proto-agent1 -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}'")
+        return out.strip()
+    while agent_ready_status() == "True":
+        assert time.monotonic() - t2 < 150, "the stopped agent's node stayed Ready"
+        time.sleep(2)
+    unknown_after = time.monotonic() - t2
+    assert agent_ready_status() == "Unknown"
+
+    rc, out, _ = host.ssh("systemctl stop rke2-server; systemctl is-active rke2-server")
+    assert out.strip() == "inactive"
     print(f"rke2-server (prototype) READY after {started:.1f}s; host RSS {mem['rss'] // 1024} MiB, "
           f"PSS {mem['pss'] // 1024} MiB; agent READY after {agent_started:.1f}s, "
-          f"RSS {agent_mem['rss'] // 1024} MiB")
+          f"RSS {agent_mem['rss'] // 1024} MiB; agent powered off -> Ready=Unknown after "
+          f"{unknown_after:.0f}s")
