@@ -64,6 +64,15 @@ DEFAULTS: dict[str, Any] = {
     "cluster.readyTimeoutSeconds": 600,
     # Who owns the cluster CA: the stack (pulumi-tls, survives rebuilds) or RKE2 itself.
     "cluster.ca": "generated",
+    # Rolling upgrade (a cluster.version change): agents upgraded this many at a time, a
+    # count or a percent of the agents (rounded down, at least 1).
+    "cluster.upgrade.agentBatch": "10%",
+    # Cordon and drain each agent before its upgrade (uncordoned once Ready again).
+    "cluster.upgrade.drain": True,
+    # kubectl drain --timeout for one agent.
+    "cluster.upgrade.drainTimeoutSeconds": 300,
+    # kubectl drain --grace-period; -1: each pod's own terminationGracePeriodSeconds.
+    "cluster.upgrade.drainGracePeriodSeconds": -1,
     # cert-manager is needed by Rancher's default TLS source.
     "certManager.enabled": True,
     "rancher.enabled": True,
@@ -156,7 +165,8 @@ KNOWN_KEYS: dict[str, tuple[str, ...]] = {
                 "disable", "writeKubeconfigMode", "mobile", "mobileNodeIp", "mobileInterface",
                 "extraConfig", "agentExtraConfig", "etcdS3", "installScriptUrl", "artifactDir",
                 "retainOnDestroy", "readyTimeoutSeconds", "ca", "certificateRotation",
-                "systemDefaultRegistry", "imagesArchives", "profile"),
+                "systemDefaultRegistry", "imagesArchives", "profile", "upgrade"),
+    "cluster.upgrade": ("agentBatch", "drain", "drainTimeoutSeconds", "drainGracePeriodSeconds"),
     "servers[]": ("name", "address", "nodeIp", "labels", "taints"),
     "loadBalancer": ("name", "address", "vip", "vipInterface"),
     "certManager": ("enabled", "version"),
@@ -330,6 +340,31 @@ class EtcdS3Credentials:
 
 
 @dataclass(frozen=True)
+class UpgradeConfig:
+    """cluster.upgrade: how a cluster.version change rolls out (servers always one at a time)."""
+    agent_batch: str = "10%"
+    """Agents upgraded at once: a count ("2") or a percent of the agents ("10%")."""
+    drain: bool = True
+    drain_timeout_seconds: int = 300
+    drain_grace_period_seconds: int = -1
+
+    def batch_size(self, agents: int) -> int:
+        """Agents per batch: a percent rounds down, never below 1 (nor above the agent count)."""
+        if agents <= 0:
+            return 1
+        if self.agent_batch.endswith("%"):
+            n = agents * int(self.agent_batch[:-1]) // 100
+        else:
+            n = int(self.agent_batch)
+        return max(1, min(n, agents))
+
+    def batches(self, agents: int) -> list[range]:
+        """Agent indices grouped into the batches that upgrade together, in order."""
+        size = self.batch_size(agents)
+        return [range(i, min(i + size, agents)) for i in range(0, agents, size)]
+
+
+@dataclass(frozen=True)
 class ClusterConfig:
     hostname: str
     """Stable identity: registration address, kubeconfig server, always in tls-san."""
@@ -368,6 +403,8 @@ class ClusterConfig:
     """Image archives fetched into agent/images/ on every node before the first start."""
     profile: str | None = None
     """RKE2 profile (cis): etcd user, kernel parameters and the profile key on every node."""
+    upgrade: UpgradeConfig = field(default_factory=UpgradeConfig)
+    """cluster.upgrade: agent batches and draining during a version change."""
 
     @property
     def ingress_enabled(self) -> bool:
@@ -941,6 +978,42 @@ def _rewrite_rule(key: str, pattern_text: Any, replacement: Any) -> tuple[str, s
     return pattern_text, replacement
 
 
+AGENT_BATCH_RE = re.compile(r"(?:[1-9][0-9]{0,3})|(?:[1-9][0-9]?|100)%")
+
+
+def _agent_batch(key: str, value: Any) -> str:
+    """A count (1-9999) or a percent (1%-100%), as a string; a YAML integer is accepted too."""
+    allowed = "a number of agents from 1 to 9999 (such as 2) or a percent from 1% to 100% (such as \"10%\")"
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value) if value > 0 else value
+    if not isinstance(value, str) or not value.isascii() or not AGENT_BATCH_RE.fullmatch(value):
+        raise ConfigError(key, value, allowed)
+    return value
+
+
+def _upgrade(key: str, value: Any) -> UpgradeConfig:
+    s = _Section(key, value, KNOWN_KEYS["cluster.upgrade"])
+    return UpgradeConfig(
+        agent_batch=s.get("agentBatch", _agent_batch),
+        drain=s.get("drain", boolean),
+        drain_timeout_seconds=s.get("drainTimeoutSeconds", integer(1, 86400)),
+        drain_grace_period_seconds=s.get("drainGracePeriodSeconds", _grace_period),
+    )
+
+
+def _grace_period(key: str, value: Any) -> int:
+    """kubectl drain --grace-period: -1 (each pod's own) or 0-86400 seconds."""
+    allowed = "-1 (each pod's own grace period) or an integer from 0 to 86400"
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigError(key, value, allowed)
+    if isinstance(value, str) and not re.fullmatch(r"-1|[0-9]{1,5}", value, re.ASCII):
+        raise ConfigError(key, value, allowed)
+    n = int(value)
+    if not (n == -1 or 0 <= n <= 86400):
+        raise ConfigError(key, value, allowed)
+    return n
+
+
 def _registry_mirror(key: str, value: Any) -> RegistryMirror:
     s = _Section(key, value, REGISTRY_KEYS["mirror"])
     endpoints = s.list("endpoints", url(("https", "http")))
@@ -1252,6 +1325,7 @@ def _parse(raw: Mapping[str, Any], secret_keys: set[str], pins: Mapping[str, str
         system_default_registry=c.get("systemDefaultRegistry", registry_host),
         images_archives=c.get("imagesArchives", _image_archives, ()),
         profile=c.get("profile", choice(PROFILE_CHOICES)),
+        upgrade=c.get("upgrade", _upgrade, None) or _upgrade("cluster.upgrade", {}),
     )
     _check_node_wide_duplicates(cluster)
     if cluster.etcd_s3 is not None and f"{NAMESPACE}:cluster" not in secret_keys:
