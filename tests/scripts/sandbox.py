@@ -52,6 +52,9 @@ VALUES: dict[str, dict[str, str | int]] = {
     "stable-ip.sh": {"STABLE_IP": "10.254.254.1", "METHOD": "auto"},
     "token.sh": {"DEST": "/etc/rancher/rke2/config.yaml.d/50-rke2-rancher-token.yaml", "MODE": "0600"},
     "uninstall.sh": {"ACTION": "register", "RETAIN": 0, "NODE": "rke2-server-1", "ROLE": "server"},
+    "upgrade-guard.sh": {"TARGET": "v1.33.5+rke2r1", "ACTION": "guard"},
+    "upgrade-node.sh": {"NODE": "rke2-agent-1", "TARGET": "v1.33.5+rke2r1", "ACTION": "drain", "TIMEOUT": 300,
+                        "GRACE": -1},
     "write-file.sh": {"DEST": "/etc/rancher/rke2/config.yaml", "MODE": "0600"},
 }
 

@@ -22,6 +22,11 @@ case "\${1:-}" in
       touch /stubstate/cluster-reset-done
       echo "Managed etcd cluster membership has been reset, restart without --cluster-reset flag now." >&2
     fi ;;
+  etcd-snapshot)
+    # save --name NAME: a file NAME-<node>-<unix time> where RKE2 keeps local snapshots.
+    if [ -f /stubstate/etcd-snapshot-fails ]; then echo "etcd snapshot failed (stub)" >&2; exit 1; fi
+    mkdir -p /var/lib/rancher/rke2/server/db/snapshots
+    touch "/var/lib/rancher/rke2/server/db/snapshots/\${4:-on-demand}-\$(hostname)-\$(date +%s)" ;;
 esac
 RKE2
 cat > /usr/local/bin/rke2-uninstall.sh <<'UNINSTALL'

@@ -1,0 +1,74 @@
+# Runs on servers[0] around one node's upgrade, once per new cluster.version (its trigger).
+#   drain  before the node's install: cordon (marking the node with ANNOTATION, unless someone
+#          had cordoned it already) and drain it. A node not registered (a new stack, a new
+#          node) or already at TARGET is left alone, so a first install never drains anything.
+#   ready  after the node's restart: wait until the Node is Ready with a kubelet of TARGET's
+#          Kubernetes version, then uncordon it when ANNOTATION says the drain cordoned it.
+#   check  any other update (a new address): changes nothing.
+# Drain flags as `kubectl drain` names them: --ignore-daemonsets, --delete-emptydir-data
+# (pods with local emptyDir data), --force (pods without a controller), --grace-period GRACE
+# (-1: each pod's own), --timeout TIMEOUT; a drain that does not finish fails the step and
+# stops the rollout with the node cordoned (the next `pulumi up` drains it again).
+# host-effect: drain if created and ACTION=drain; nothing
+# In: NODE, TARGET (cluster.version), ACTION (drain|ready|check), TIMEOUT, GRACE.
+ANNOTATION=rke2-rancher.io/upgrade-cordoned
+
+k8s_part() { printf '%s\n' "${1%%+*}"; }
+
+node_field() {  # jsonpath
+  kubectl_local get node "$NODE" -o "jsonpath=$1"
+}
+
+case $ACTION in
+  check)
+    log "node $NODE: nothing to do on an update"
+    echo checked
+    ;;
+  drain)
+    if ! kubelet=$(node_field '{.status.nodeInfo.kubeletVersion}' 2>/dev/null); then
+      log "node $NODE is not registered: nothing to drain"
+      echo "not-registered"
+      exit 0
+    fi
+    if [ "$kubelet" = "$TARGET" ]; then
+      log "node $NODE already runs $TARGET: nothing to drain"
+      echo current
+      exit 0
+    fi
+    if [ "$(node_field '{.spec.unschedulable}')" = true ]; then
+      log "node $NODE was already cordoned: it stays cordoned after the upgrade"
+    else
+      kubectl_local annotate --overwrite node "$NODE" "$ANNOTATION=$TARGET" >&2
+      kubectl_local cordon "$NODE" >&2
+    fi
+    log "draining $NODE (kubelet $kubelet, upgrading to $TARGET; timeout ${TIMEOUT}s)"
+    kubectl_local drain "$NODE" --ignore-daemonsets --delete-emptydir-data --force \
+      --grace-period="$GRACE" --timeout="${TIMEOUT}s" >&2 ||
+      fail "drain of $NODE did not finish within ${TIMEOUT}s: the node stays cordoned and is not upgraded (see the pods still on it, e.g. a PodDisruptionBudget)"
+    log "node $NODE drained"
+    echo drained
+    ;;
+  ready)
+    want=$(k8s_part "$TARGET")
+    deadline=$(( $(date +%s) + TIMEOUT ))
+    while :; do
+      status=$(node_field '{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)
+      kubelet=$(node_field '{.status.nodeInfo.kubeletVersion}' 2>/dev/null || true)
+      if [ "$status" = True ] && [ "$(k8s_part "$kubelet")" = "$want" ]; then break; fi
+      [ "$(date +%s)" -lt "$deadline" ] ||
+        fail "node $NODE not Ready at $want after ${TIMEOUT}s (Ready=${status:-unknown}, kubelet ${kubelet:-unknown})"
+      log "waiting for node $NODE: Ready=${status:-not registered}, kubelet ${kubelet:-unknown}, want $want"
+      sleep 3
+    done
+    log "node $NODE is Ready (kubelet $kubelet)"
+    if [ -n "$(node_field "{.metadata.annotations.${ANNOTATION//./\\.}}" 2>/dev/null || true)" ]; then
+      kubectl_local uncordon "$NODE" >&2
+      kubectl_local annotate node "$NODE" "$ANNOTATION-" >&2
+      log "node $NODE uncordoned"
+      echo uncordoned
+    else
+      echo ready
+    fi
+    ;;
+  *) fail "unknown ACTION $ACTION" ;;
+esac
