@@ -38,20 +38,21 @@ def images_step(name: str, host: HostAccess, cluster: ClusterConfig, opts: pulum
                 stdin=render.images_list(cluster.images_archives), opts=opts)
 
 
-def cis_check_step(name: str, host: HostAccess, cluster: ClusterConfig, role: str,
+def cis_check_step(name: str, host: HostAccess, cluster: ClusterConfig, role: str, profile: str | None,
                    opts: pulumi.ResourceOptions) -> remote.Command | None:
-    """cluster.profile: cis: checks, before anything is installed, that the host can run it."""
-    if cluster.profile != "cis":
+    """profile: cis (the node's effective config.yaml key: cluster.profile, or the same key through
+    cluster.extraConfig / agentExtraConfig): checks, before anything is installed, that the host can run it."""
+    if profile != "cis":
         return None
     return step(f"{name}-cis-check", host, "cis.sh",
                 values={"ACTION": "check", "ROLE": role, "SYSCTL_DEST": render.CIS_SYSCTL_PATH}, opts=opts)
 
 
-def cis_step(name: str, host: HostAccess, cluster: ClusterConfig, role: str,
+def cis_step(name: str, host: HostAccess, cluster: ClusterConfig, role: str, profile: str | None,
              opts: pulumi.ResourceOptions) -> remote.Command | None:
     """cluster.profile: cis: the etcd user and group (servers) and the kernel parameters file the
     installed release ships, put in place and applied. Runs after the install (it reads that file)."""
-    if cluster.profile != "cis":
+    if profile != "cis":
         return None
     return step(f"{name}-cis", host, "cis.sh",
                 values={"ACTION": "apply", "ROLE": role, "SYSCTL_DEST": render.CIS_SYSCTL_PATH,

@@ -180,7 +180,7 @@ def psa_config(stack: StackConfig) -> str | None:
     under `restricted`; None without the profile, without those charts, or when
     cluster.extraConfig points RKE2 at a PSA file of the user's own."""
     c = stack.cluster
-    if c.profile != "cis" or "pod-security-admission-config-file" in c.extra_config:
+    if (c.profile or c.extra_config.get("profile")) != "cis" or "pod-security-admission-config-file" in c.extra_config:
         return None
     extra = (("cert-manager",) if stack.cert_manager.enabled else ()) + \
         (RANCHER_PSA_EXEMPT if stack.rancher.enabled else ())

@@ -63,7 +63,8 @@ class RKE2Agent(pulumi.ComponentResource):
                             values={"REGISTRATION_URL": render.registration_url(stack),
                                     "TIMEOUT": cluster.ready_timeout_seconds},
                             stdin=args.cluster_ca, opts=after(preflight, *args.join_after))
-        cis_check = node_prep.cis_check_step(name, host, cluster, "agent", opts=after(preflight))
+        cis_check = node_prep.cis_check_step(name, host, cluster, "agent", cfg.get("profile"),
+                                             opts=after(preflight))
         config = file_step(f"{name}-config", host, render.SERVER_CONFIG_PATH, render.to_yaml(cfg),
                            opts=after(preflight, cis_check))
         registries, registries_trigger = node_prep.registries_step(name, host, stack, opts=after(preflight))
@@ -72,7 +73,7 @@ class RKE2Agent(pulumi.ComponentResource):
                                    pulumi.Output.secret(args.token).apply(render.token_yaml),
                                    opts=after(preflight), secret=True)
         install = install_step(name, host, cluster, "agent", opts=after(config))
-        cis = node_prep.cis_step(name, host, cluster, "agent", opts=after(install))
+        cis = node_prep.cis_step(name, host, cluster, "agent", cfg.get("profile"), opts=after(install))
         service = step(f"{name}-service", host, "service.sh",
                        values={"UNIT": "rke2-agent", "ACTION": "restart",
                                "TIMEOUT": cluster.ready_timeout_seconds, "SINGLE_SERVER": 0},

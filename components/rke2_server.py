@@ -66,7 +66,8 @@ class RKE2Server(pulumi.ComponentResource):
             stable_ip = step(f"{name}-stable-ip", host, "stable-ip.sh",
                              values={"STABLE_IP": cluster.mobile_node_ip,
                                      "METHOD": cluster.mobile_interface}, opts=after(preflight))
-        cis_check = node_prep.cis_check_step(name, host, cluster, "server", opts=after(preflight))
+        cis_check = node_prep.cis_check_step(name, host, cluster, "server", cfg.get("profile"),
+                                             opts=after(preflight))
         config = file_step(f"{name}-config", host, render.SERVER_CONFIG_PATH, render.to_yaml(cfg),
                            opts=after(preflight, cis_check))
         registries, registries_trigger = node_prep.registries_step(name, host, stack, opts=after(preflight))
@@ -96,7 +97,7 @@ class RKE2Server(pulumi.ComponentResource):
                                 pulumi.Output.secret(render.etcd_s3_yaml(cluster.etcd_s3)),
                                 opts=after(preflight), secret=True)
         install = install_step(name, host, cluster, "server", opts=after(config))
-        cis = node_prep.cis_step(name, host, cluster, "server", opts=after(install))
+        cis = node_prep.cis_step(name, host, cluster, "server", cfg.get("profile"), opts=after(install))
         join_guard = None
         if i == 0 and len(stack.servers) > 1:
             join_guard = step(f"{name}-join-guard", host, "join-guard.sh",

@@ -125,3 +125,15 @@ def test_cis_psa_file_on_servers_only_and_its_change_restarts():
     only_cm = evaluate(with_changes(RAW, cluster__profile="cis", rancher__enabled=False), SECRETS)
     for s in SERVERS:
         assert ev.by_name(f"{s}-service").input("triggers") != only_cm.by_name(f"{s}-service").input("triggers")
+
+
+def test_profile_through_extra_config_prepares_the_hosts_too():
+    """cluster.extraConfig's node-wide `profile` (helper A's copying puts it on agents too) gets
+    the same host preparation as cluster.profile; agentExtraConfig can set it for agents alone."""
+    ev = evaluate(with_changes(RAW, cluster__extraConfig={"profile": "cis"}), SECRETS)
+    for node in NODES:
+        assert f"{node}-cis-check" in ev.names() and f"{node}-cis" in ev.names(), node
+    for s in SERVERS:
+        assert f"{s}-psa" in ev.names()
+    agents_only = evaluate(with_changes(RAW, cluster__agentExtraConfig={"profile": "cis"}), SECRETS)
+    assert {n for n in agents_only.names() if n.endswith("-cis")} == {f"{a}-cis" for a in AGENTS}

@@ -58,3 +58,23 @@ def test_admin_cert_early_renewal_keeps_the_kubernetes_provider(tmp_path):
     assert steps["cluster"]["op"] in ("same", "update"), \
         f"kubernetes provider: {steps['cluster']['op']}; kubernetes resources: {releases}"
     assert not [n for n, op in releases.items() if "replace" in op or op == "delete"], releases
+
+
+def test_cluster_hostname_change_keeps_the_kubernetes_provider(tmp_path):
+    # Issue 10 item 3 makes a cluster.hostname change safe for the CA set; the same change
+    # moves the active cluster's server URL in the stack-issued kubeconfig, and
+    # pulumi-kubernetes DiffConfig (getActiveClusterFromConfig differs) then replaces the
+    # provider, hence the cert-manager and Rancher releases, unless the provider has a
+    # clusterIdentifier (same function: an unchanged clusterIdentifier clears Replaces).
+    project = make_project(tmp_path)
+    deploy_recorded(project, "ha", tmp_path)
+    project.env = preview_env(project, tmp_path)
+    doc = project.stack_config("ha")
+    doc["config"]["rke2-rancher:cluster"]["hostname"] = "renamed.example.internal"
+    project.write_stack_config("ha", doc)
+    after, _ = project.preview_json("ha", "--show-sames")
+    steps = steps_by_name(after)
+    releases = {n: s["op"] for n, s in steps.items() if step_type(s).startswith("kubernetes:")}
+    assert steps["cluster"]["op"] in ("same", "update"), \
+        f"kubernetes provider: {steps['cluster']['op']}; kubernetes resources: {releases}"
+    assert not [n for n, op in releases.items() if "replace" in op or op == "delete"], releases
