@@ -39,3 +39,24 @@ def test_refused_url_with_userinfo_does_not_print_the_password(key):
         parse_config(bad, set(secrets))
     assert key in str(err.value)  # refused, naming the key (issue 11 works here)
     assert PASSWORD not in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize("key,value", [
+    # docs.rke2.io reference/server_config: --etcd-s3-proxy "Proxy server to use when connecting
+    # to S3"; a proxy URL carries its credentials as userinfo.
+    ("etcd-s3-proxy", f"http://ops:{PASSWORD}@proxy.example.com:3128"),
+], ids=["etcd-s3-proxy"])
+def test_credential_in_an_extra_config_url_never_reaches_the_plain_config(key, value):
+    # Issue 11: "Secrets in plain inputs: credentials written through cluster.extraConfig ...
+    # land in the plain config.yaml input"; the note says anything credential-like is refused.
+    from components import render
+    raw, secrets = load_stack("ha")
+    bad = copy.deepcopy(raw)
+    bad["cluster"] = {**raw["cluster"], "extraConfig": {key: value}}
+    try:
+        stack = parse_config(bad, set(secrets))
+    except ConfigError as e:
+        assert PASSWORD not in str(e)
+        return
+    assert PASSWORD not in render.to_yaml(render.server_config(stack, 0)), \
+        f"cluster.extraConfig.{key} with a password was accepted into the plain config.yaml"
