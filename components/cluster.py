@@ -65,7 +65,10 @@ def build(stack: StackConfig) -> dict[str, pulumi.Input]:
 
     agents: list[RKE2Agent] = []
     if stack.agents:
-        cluster_ca = kubeconfig.apply(render.kubeconfig_ca_pem)
+        # The CA agents verify the registration address with (not taken from the kubeconfig:
+        # a renewed admin certificate must not re-run every agent's registration check).
+        cluster_ca = identity.server_ca_bundle if identity is not None else \
+            kubeconfig.apply(render.kubeconfig_ca_pem)
         for i, node in enumerate(stack.agents):
             # Parallel: each agent waits for the registration address, not for the others.
             agents.append(RKE2Agent(node.name, RKE2AgentArgs(
@@ -73,7 +76,12 @@ def build(stack: StackConfig) -> dict[str, pulumi.Input]:
                 cluster_ca=cluster_ca, checker=access(stack.servers[0].address),
                 join_after=[servers[-1].readiness] + ([lb.readiness] if lb else []))))
 
+    # pulumi-kubernetes replaces a provider (and every release it manages) when its kubeconfig
+    # is unknown in a preview or names another cluster, unless clusterIdentifier is set and
+    # unchanged (provider.go DiffConfig). The kubeconfig changes by design (a renewed admin
+    # certificate, a quarterly re-read, a new cluster.hostname); the cluster stays the same.
     provider = k8s.Provider("cluster", kubeconfig=pulumi.Output.secret(kubeconfig),
+                            cluster_identifier=f"rke2-rancher/{pulumi.get_project()}/{pulumi.get_stack()}",
                             opts=pulumi.ResourceOptions(depends_on=[s.readiness for s in servers]))
 
     cert_manager = None
