@@ -476,16 +476,25 @@ PATHS = ["/etc/pki/registry-ca.pem", "/etc/pki/client.pem", "relative.pem", "/"]
 @SETTINGS
 @given(data=st.data())
 def test_registries(data):
-    """Mirror and config hosts, endpoints, rewrites and TLS paths, hostile; credentials are in
-    test_secrets_never_shown and tests/unit/test_registries.py."""
-    mirror = {"endpoints": data.draw(st.lists(hostile(ENDPOINTS), min_size=0, max_size=3))}
+    """Mirror and config hosts, endpoints, rewrites and TLS paths: ONE of them hostile, the rest
+    valid (so accepted stacks are common too); credentials are in test_secrets_never_shown and
+    tests/unit/test_registries.py."""
+    target = data.draw(st.sampled_from(["mirror host", "config host", "endpoint", "rewrite", "tls path", "skip"]))
+
+    def pick(kind: str, valid: list[str], count: int = 3):
+        return data.draw(hostile(valid) if target == kind else st.sampled_from(valid[:count]))
+
+    mirror = {"endpoints": [pick("endpoint", ENDPOINTS)]}
     if data.draw(st.booleans()):
-        mirror["rewrites"] = data.draw(st.dictionaries(hostile(REWRITES), hostile(["m/$1", "", "x"]), max_size=2))
-    tls = {k: data.draw(hostile(PATHS)) for k in data.draw(st.sets(st.sampled_from(["caFile", "certFile", "keyFile"])))}
+        mirror["rewrites"] = {pick("rewrite", REWRITES, 2): data.draw(st.sampled_from(["m/$1", "", "x"]))}
+    tls = {"caFile": pick("tls path", PATHS, 2)}
     if data.draw(st.booleans()):
-        tls["insecureSkipVerify"] = data.draw(st.one_of(st.booleans(), hostile(["true", "yes"])))
-    value = {"mirrors": {data.draw(hostile(REGISTRY_HOSTS)): mirror},
-             "configs": {data.draw(hostile(REGISTRY_HOSTS)): {"tls": tls}}}
+        tls |= {"certFile": pick("tls path", PATHS, 2), "keyFile": PATHS[0]}
+    if data.draw(st.booleans()):
+        tls["insecureSkipVerify"] = data.draw(st.one_of(st.booleans(), hostile(["true", "yes"])) if target == "skip"
+                                              else st.booleans())
+    value = {"mirrors": {pick("mirror host", REGISTRY_HOSTS, 5): mirror},
+             "configs": {pick("config host", REGISTRY_HOSTS, 5): {"tls": tls}}}
     run_case("ha", ("registries",), value)
 
 
@@ -497,8 +506,12 @@ ARCHIVE_URLS = ["https://mirror.example.internal/rke2/rke2-images.linux-amd64.ta
 @SETTINGS
 @given(data=st.data())
 def test_image_archives(data):
+    hostile_url = data.draw(st.booleans())
     archives = data.draw(st.lists(st.fixed_dictionaries({
-        "url": hostile(ARCHIVE_URLS), "sha256": hostile(["ab" * 32, "AB" * 32, "a" * 63, "g" * 64])}), min_size=1, max_size=3))
+        "url": hostile(ARCHIVE_URLS) if hostile_url else st.sampled_from(ARCHIVE_URLS[:3]),
+        "sha256": st.sampled_from(["ab" * 32, "AB" * 32]) if hostile_url else hostile(["ab" * 32, "AB" * 32, "a" * 63,
+                                                                                        "g" * 64])}),
+        min_size=1, max_size=3))
     run_case("ha", ("cluster", "imagesArchives"), archives)
 
 
