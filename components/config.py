@@ -695,37 +695,55 @@ def taint(key: str, value: Any) -> str:
     return value
 
 
+# A credential inside a URL: user:password@, or a token-like query parameter.
+_URL_USERINFO_RE = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\s]*@", re.I | re.ASCII)
+_URL_QUERY_CREDENTIAL_RE = re.compile(
+    r"[?&][^=&#]*(token|passw|secret|signature|sig|api-?key|access-?key|auth)[^=&#]*=", re.I | re.ASCII)
+
+
+def _redact_url(value: Any) -> Any:
+    """A URL as an error may show it: userinfo and query string replaced by ***."""
+    if not isinstance(value, str):
+        return value
+    value = re.sub(r"(//)[^/?#]*@", r"\1***@", value)
+    return re.sub(r"\?.*", "?***", value, flags=re.S)
+
+
 def url(schemes: tuple[str, ...]) -> Callable[[str, Any], str]:
     """A URL with one of `schemes`, a valid host (IPv6 in brackets) and no shell or curl glob syntax."""
-    allowed = (" or ".join(f"{s}://" for s in schemes) + " URL such as https://get.rke2.io, without "
+    allowed = (" or ".join(f"{s}://" for s in schemes) + " URL such as https://get.rke2.io, without user:password@, "
                "spaces, quotes, shell metacharacters or glob brackets")
 
     def check(key: str, value: Any) -> str:
+        shown = _redact_url(value)  # a URL may carry user:password@ or a token in its query
         if not isinstance(value, str) or not value.isascii() or _CONTROL_RE.search(value):
-            raise ConfigError(key, value, allowed)
+            raise ConfigError(key, shown, allowed)
         try:
             parts = urlsplit(value)
             port = parts.port
         except ValueError:
-            raise ConfigError(key, value, allowed) from None
+            raise ConfigError(key, shown, allowed) from None
         if parts.scheme not in schemes or parts.username or parts.password or parts.fragment:
-            raise ConfigError(key, value, allowed)
+            raise ConfigError(key, shown, allowed)
         if parts.scheme == "file":
             if parts.netloc or not parts.path.startswith("/"):
-                raise ConfigError(key, value, "a file:///absolute/path URL")
+                raise ConfigError(key, shown, "a file:///absolute/path URL")
         else:
             host = parts.hostname or ""
             bracketed = parts.netloc.split("@")[-1].startswith("[")
             ip = parse_ip(host)
             if bracketed != (ip is not None and ip.version == 6):
-                raise ConfigError(key, value, allowed)
+                raise ConfigError(key, shown, allowed)
             if ip is None and (len(host) > 253 or not DNS1123_SUBDOMAIN_RE.fullmatch(host)):
-                raise ConfigError(key, value, allowed)
+                raise ConfigError(key, shown, allowed)
             if port == 0:
-                raise ConfigError(key, value, allowed)
+                raise ConfigError(key, shown, allowed)
         rest = parts.path + (f"?{parts.query}" if parts.query or value.endswith("?") else "")
         if not _URL_REST_RE.fullmatch(rest):
-            raise ConfigError(key, value, allowed)
+            raise ConfigError(key, shown, allowed)
+        if _URL_QUERY_CREDENTIAL_RE.search(value):
+            raise ConfigError(key, shown, "a URL without credentials in its query string (it would be "
+                                          "stored and sent in plain text)")
         return value
 
     return check
@@ -877,6 +895,9 @@ def _rke2_value(key: str, value: Any) -> Any:
         for i, item in enumerate(value):
             _rke2_value(f"{key}[{i}]", item)
         return list(value)
+    if isinstance(value, str) and (_URL_USERINFO_RE.search(value) or _URL_QUERY_CREDENTIAL_RE.search(value)):
+        raise ConfigError(key, NOT_SHOWN, "a value without credentials (a URL with user:password@ or a "
+                                          "token-like query parameter would land in the plain config.yaml)")
     if value is None or isinstance(value, (str, bool, int, float)):
         return value
     raise ConfigError(key, NOT_SHOWN, "a string, number, boolean or list of them (RKE2 flags take no objects)")

@@ -310,6 +310,12 @@ SECRET = "hunter2-very-secret-value"
     {"cluster__etcdS3": {"accessKey": "a", "secretKey": "b", "secretkey": SECRET}},
     {"cluster__extraConfig": {"etcd-s3-secret-key": SECRET}},
     {"cluster__extraConfig": {"datastore-endpoint": f"postgres://u:{SECRET}@db"}},
+    # Credentials inside URLs: refused, and the error never shows them (review finding 3, 4).
+    {"cluster__extraConfig": {"etcd-s3-proxy": f"http://u:{SECRET}@proxy.example:3128"}},
+    {"cluster__extraConfig": {"etcd-s3-endpoint": f"https://s3.example/?X-Amz-Signature={SECRET}"}},
+    {"cluster__installScriptUrl": f"https://ops:{SECRET}@mirror.example/install.sh"},
+    {"cluster__installScriptUrl": f"https://mirror.example/install.sh?token={SECRET}"},
+    {"registries": {"mirrors": {"docker.io": {"endpoints": [f"https://mirror.example/v2?access_token={SECRET}"]}}}},
     {"cluster__extraConfig": SECRET},
     {"token": SECRET + "\x00"},
     {"servers": [{"name": "jjtestserver", "address": "jjtestserver", "password": SECRET}]},
