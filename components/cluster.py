@@ -49,7 +49,8 @@ def build(stack: StackConfig) -> dict[str, pulumi.Input]:
         servers.append(RKE2Server(node.name, RKE2ServerArgs(
             stack=stack, index=i, host=access(node.address), token=token, join_after=join_after,
             ca_files=identity.files if identity else None,
-            rotate_after=[servers[-1].rotation] if servers and servers[-1].rotation else [])))
+            rotate_after=[servers[-1].rotation] if servers and servers[-1].rotation else [],
+            upgrade_guard=servers[0].upgrade_guard if servers else None)))
     first = servers[0]
     if identity is not None:
         # Known once the identity exists (unknown in a new stack's first preview) and stable
@@ -69,12 +70,22 @@ def build(stack: StackConfig) -> dict[str, pulumi.Input]:
         # a renewed admin certificate must not re-run every agent's registration check).
         cluster_ca = identity.server_ca_bundle if identity is not None else \
             kubeconfig.apply(render.kubeconfig_ca_pem)
-        for i, node in enumerate(stack.agents):
-            # Parallel: each agent waits for the registration address, not for the others.
-            agents.append(RKE2Agent(node.name, RKE2AgentArgs(
-                stack=stack, index=i, host=access(node.address), token=join_token,
-                cluster_ca=cluster_ca, checker=access(stack.servers[0].address),
-                join_after=[servers[-1].readiness] + ([lb.readiness] if lb else []))))
+        # In batches (cluster.upgrade.agentBatch): an agent of batch k installs, restarts and is
+        # Ready before any agent of batch k+1 gets the new release; within a batch, in parallel.
+        previous_batch: list = []
+        for batch in stack.cluster.upgrade.batches(len(stack.agents)):
+            current = []
+            for i in batch:
+                node = stack.agents[i]
+                agent = RKE2Agent(node.name, RKE2AgentArgs(
+                    stack=stack, index=i, host=access(node.address), token=join_token,
+                    cluster_ca=cluster_ca, checker=access(stack.servers[0].address),
+                    join_after=[servers[-1].readiness] + ([lb.readiness] if lb else []),
+                    upgrade_guard=first.upgrade_guard,
+                    upgrade_after=[a.readiness for a in previous_batch]))
+                agents.append(agent)
+                current.append(agent)
+            previous_batch = current
 
     # pulumi-kubernetes replaces a provider (and every release it manages) when its kubeconfig
     # is unknown in a preview or names another cluster, unless clusterIdentifier is set and

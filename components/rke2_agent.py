@@ -7,7 +7,7 @@ from typing import Sequence
 
 import pulumi
 
-from . import node_prep, render
+from . import node_prep, render, upgrade
 from .config import StackConfig
 from .host import HostAccess, step
 from .node_steps import file_step, install_step, uninstall_step
@@ -31,6 +31,11 @@ class RKE2AgentArgs:
     """SSH access to a server, where node readiness is checked and the node removed on destroy."""
     join_after: Sequence[pulumi.Resource] = ()
     """What must be ready before the registration check (the last server, the load balancer)."""
+    upgrade_guard: pulumi.Resource | None = None
+    """servers[0]'s upgrade guard: runs before anything here."""
+    upgrade_after: Sequence[pulumi.Resource] = ()
+    """The previous agent batch's readiness (cluster.upgrade.agentBatch): this agent's drain and
+    install wait for it, so a new version reaches the agents batch by batch."""
 
 
 class RKE2Agent(pulumi.ComponentResource):
@@ -58,7 +63,8 @@ class RKE2Agent(pulumi.ComponentResource):
 
         uninstall = uninstall_step(name, host, cluster, "agent", opts=after())
         preflight = step(f"{name}-preflight", host, "preflight.sh",
-                         values={"ROLE": "agent", "MIN_DISK_MB": MIN_DISK_MB, "CA_MODE": "agent"}, opts=after(uninstall))
+                         values={"ROLE": "agent", "MIN_DISK_MB": MIN_DISK_MB, "CA_MODE": "agent"},
+                         opts=after(uninstall, args.upgrade_guard))
         registration = step(f"{name}-registration-check", host, "registration-check.sh",
                             values={"REGISTRATION_URL": render.registration_url(stack),
                                     "TIMEOUT": cluster.ready_timeout_seconds},
@@ -72,7 +78,10 @@ class RKE2Agent(pulumi.ComponentResource):
         token_file = file_step(f"{name}-token", host, render.TOKEN_CONFIG_PATH,
                                    pulumi.Output.secret(args.token).apply(render.token_yaml),
                                    opts=after(preflight), secret=True)
-        install = install_step(name, host, cluster, "agent", opts=after(config))
+        # Agents after every server, batch after batch, each drained first (from a server).
+        turn = [*args.join_after, *args.upgrade_after]
+        drain = upgrade.drain_step(node.name, args.checker, cluster, opts=after(preflight, *turn))
+        install = install_step(name, host, cluster, "agent", opts=after(config, drain, *turn))
         cis = node_prep.cis_step(name, host, cluster, "agent", cfg.get("profile"), opts=after(install))
         service = step(f"{name}-service", host, "service.sh",
                        values={"UNIT": "rke2-agent", "ACTION": "restart",
@@ -85,6 +94,8 @@ class RKE2Agent(pulumi.ComponentResource):
                           delete_script="node-ready.sh",
                           delete_values={"NODE": node.name, "ACTION": "remove", "TIMEOUT": 300},
                           opts=after(service))
+        # After a restart for a new version: Ready at the new kubelet, uncordoned, before the next batch.
+        upgrade_ready = upgrade.ready_step(node.name, args.checker, cluster, cluster.cni, opts=after(node_ready))
         self.ready = node_ready.stdout
-        self.readiness = node_ready
+        self.readiness = upgrade_ready
         self.register_outputs({**props, "ready": self.ready})  # props too: stack policies read outputs

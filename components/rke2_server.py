@@ -8,7 +8,7 @@ from typing import Sequence
 
 import pulumi
 
-from . import identity, kubeconfig, mobile, node_prep, render
+from . import identity, kubeconfig, mobile, node_prep, render, upgrade
 from .config import StackConfig
 from .host import HostAccess, step
 from .builtin_sans import builtin_sans
@@ -34,6 +34,8 @@ class RKE2ServerArgs:
     """Secret CA set to place before the first start (cluster.ca: generated)."""
     rotate_after: Sequence[pulumi.Resource] = ()
     """The previous server's certificate rotation: rotations run one server at a time."""
+    upgrade_guard: pulumi.Resource | None = None
+    """servers[0]'s upgrade guard (None on servers[0], which creates it): runs before anything here."""
 
 
 class RKE2Server(pulumi.ComponentResource):
@@ -58,9 +60,14 @@ class RKE2Server(pulumi.ComponentResource):
             return pulumi.ResourceOptions(parent=self, depends_on=[d for d in deps if d is not None])
 
         uninstall = uninstall_step(name, host, cluster, "server", opts=after())
+        # Rolling upgrade: servers[0] refuses a bad version change and snapshots etcd before
+        # any host changes (every node's preflight, and so all that follows, waits for it).
+        self.upgrade_guard = args.upgrade_guard
+        if i == 0:
+            self.upgrade_guard = upgrade.guard_step(name, host, cluster, opts=after())
         preflight = step(f"{name}-preflight", host, "preflight.sh",
                          values={"ROLE": "server", "MIN_DISK_MB": MIN_DISK_MB, "CA_MODE": cluster.ca},
-                         opts=after(uninstall))
+                         opts=after(uninstall, self.upgrade_guard))
         stable_ip = None
         if cluster.mobile:
             stable_ip = step(f"{name}-stable-ip", host, "stable-ip.sh",
@@ -96,7 +103,8 @@ class RKE2Server(pulumi.ComponentResource):
             etcd_s3 = file_step(f"{name}-etcd-s3", host, render.ETCD_S3_CONFIG_PATH,
                                 pulumi.Output.secret(render.etcd_s3_yaml(cluster.etcd_s3)),
                                 opts=after(preflight), secret=True)
-        install = install_step(name, host, cluster, "server", opts=after(config))
+        # One server at a time: the new release lands here once the previous server is Ready.
+        install = install_step(name, host, cluster, "server", opts=after(config, *args.join_after))
         cis = node_prep.cis_step(name, host, cluster, "server", cfg.get("profile"), opts=after(install))
         join_guard = None
         if i == 0 and len(stack.servers) > 1:
@@ -151,8 +159,11 @@ class RKE2Server(pulumi.ComponentResource):
                                  update_values={"ACTION": "check"},
                                  triggers=[cluster.certificate_rotation],
                                  opts=after(san_refresh, *args.rotate_after))
+        # After a restart for a new version: this Node Ready at the new kubelet before the next server.
+        upgrade_ready = upgrade.ready_step(stack.servers[i].name, host, cluster, cluster.cni,
+                                           opts=after(san_refresh))
         self.ready = san_refresh.stdout
-        self.readiness = san_refresh
+        self.readiness = upgrade_ready
         # Props again as outputs: stack policies see a component's outputs, not its inputs.
         self.register_outputs({**props, "ready": self.ready,
                                **({"kubeconfig": self.kubeconfig,

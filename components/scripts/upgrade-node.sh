@@ -2,7 +2,8 @@
 #   drain  before the node's install: cordon (marking the node with ANNOTATION, unless someone
 #          had cordoned it already) and drain it. A node not registered (a new stack, a new
 #          node) or already at TARGET is left alone, so a first install never drains anything.
-#   ready  after the node's restart: wait until the Node is Ready with a kubelet of TARGET's
+#   ready  after the node's restart: wait until the Node is Ready (unless REQUIRE_READY=0: cni
+#          none, where Nodes stay NotReady until the user's CNI runs) with a kubelet of TARGET's
 #          Kubernetes version, then uncordon it when ANNOTATION says the drain cordoned it.
 #   check  any other update (a new address): changes nothing.
 # Drain flags as `kubectl drain` names them: --ignore-daemonsets, --delete-emptydir-data
@@ -10,7 +11,7 @@
 # (-1: each pod's own), --timeout TIMEOUT; a drain that does not finish fails the step and
 # stops the rollout with the node cordoned (the next `pulumi up` drains it again).
 # host-effect: drain if created and ACTION=drain; nothing
-# In: NODE, TARGET (cluster.version), ACTION (drain|ready|check), TIMEOUT, GRACE.
+# In: NODE, TARGET (cluster.version), ACTION (drain|ready|check), TIMEOUT, GRACE, REQUIRE_READY (1|0).
 ANNOTATION=rke2-rancher.io/upgrade-cordoned
 
 k8s_part() { printf '%s\n' "${1%%+*}"; }
@@ -54,7 +55,7 @@ case $ACTION in
     while :; do
       status=$(node_field '{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)
       kubelet=$(node_field '{.status.nodeInfo.kubeletVersion}' 2>/dev/null || true)
-      if [ "$status" = True ] && [ "$(k8s_part "$kubelet")" = "$want" ]; then break; fi
+      if { [ "$status" = True ] || [ "$REQUIRE_READY" = 0 ]; } && [ "$(k8s_part "$kubelet")" = "$want" ]; then break; fi
       [ "$(date +%s)" -lt "$deadline" ] ||
         fail "node $NODE not Ready at $want after ${TIMEOUT}s (Ready=${status:-unknown}, kubelet ${kubelet:-unknown})"
       log "waiting for node $NODE: Ready=${status:-not registered}, kubelet ${kubelet:-unknown}, want $want"

@@ -54,7 +54,7 @@ VALUES: dict[str, dict[str, str | int]] = {
     "uninstall.sh": {"ACTION": "register", "RETAIN": 0, "NODE": "rke2-server-1", "ROLE": "server"},
     "upgrade-guard.sh": {"TARGET": "v1.33.5+rke2r1", "ACTION": "guard"},
     "upgrade-node.sh": {"NODE": "rke2-agent-1", "TARGET": "v1.33.5+rke2r1", "ACTION": "drain", "TIMEOUT": 300,
-                        "GRACE": -1},
+                        "GRACE": -1, "REQUIRE_READY": 1},
     "write-file.sh": {"DEST": "/etc/rancher/rke2/config.yaml", "MODE": "0600"},
 }
 

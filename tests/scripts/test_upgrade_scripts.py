@@ -270,6 +270,17 @@ def test_ready_waits_for_the_new_kubelet_then_uncordons(sandbox: Sandbox):
     assert not sandbox.exists(f"/stubstate/annotations/{NODE}")
 
 
+def test_ready_without_a_cni_gates_on_the_kubelet_only(sandbox: Sandbox):
+    cluster(sandbox, "v1.33.5+rke2r1", nodes={NODE: "False"})
+    res = sandbox.run("upgrade-node.sh", NODE=NODE, ACTION="ready", TIMEOUT=1)
+    assert res.returncode != 0 and "Ready=False" in res.stderr, res
+    res = sandbox.run("upgrade-node.sh", NODE=NODE, ACTION="ready", TIMEOUT=1, REQUIRE_READY=0)
+    assert res.returncode == 0 and res.stdout == "ready\n", res
+    sandbox.write(f"/stubstate/kubelet/{NODE}", "v1.32.9+rke2r1")
+    res = sandbox.run("upgrade-node.sh", NODE=NODE, ACTION="ready", TIMEOUT=1, REQUIRE_READY=0)
+    assert res.returncode != 0 and "kubelet v1.32.9+rke2r1" in res.stderr, res
+
+
 def test_ready_on_a_first_install_only_waits(sandbox: Sandbox):
     cluster(sandbox, "v1.33.5+rke2r1")
     res = sandbox.run("upgrade-node.sh", NODE=NODE, ACTION="ready", TIMEOUT=5)
