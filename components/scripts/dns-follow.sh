@@ -10,14 +10,21 @@ path_unit=/etc/systemd/system/rke2-dns-follow.path
 write_atomically "$helper" 0755 >/dev/null <<'HELPER'
 #!/bin/sh
 # Written by rke2-rancher (mobile mode): recreates the CoreDNS pods so that they forward to
-# the resolvers of the network this host is on now. Retries while the API is not up (the
-# move also restarts rke2-server).
+# the resolvers of the network this host is on now, only when the resolvers really changed
+# (DHCP renewals rewrite resolv.conf with the same ones). Retries while the API is not up
+# (the move also restarts rke2-server). `--seed` records the current resolvers only.
 kubectl=/var/lib/rancher/rke2/bin/kubectl
 kubeconfig=/etc/rancher/rke2/rke2.yaml
+state=/var/lib/rke2-rancher/dns-follow.resolvers
+current=$(cat /etc/resolv.conf /run/systemd/resolve/resolv.conf 2>/dev/null | grep '^nameserver' | sort -u)
+mkdir -p "${state%/*}"
+if [ "${1:-}" = --seed ]; then printf '%s\n' "$current" > "$state"; exit 0; fi
+if [ -f "$state" ] && [ "$(cat "$state")" = "$current" ]; then exit 0; fi
 tries=60
 while [ "$tries" -gt 0 ]; do
   if [ -x "$kubectl" ] && [ -f "$kubeconfig" ] &&
      "$kubectl" --kubeconfig "$kubeconfig" -n kube-system rollout restart deployment rke2-coredns-rke2-coredns; then
+    printf '%s\n' "$current" > "$state"
     exit 0
   fi
   tries=$((tries - 1))
@@ -50,6 +57,8 @@ Unit=rke2-dns-follow.service
 WantedBy=multi-user.target
 UNIT
 
+# CoreDNS was created with today's resolvers: only a later change restarts it.
+[ -f /var/lib/rke2-rancher/dns-follow.resolvers ] || "$helper" --seed
 systemctl daemon-reload
 systemctl enable rke2-dns-follow.path >/dev/null 2>&1
 systemctl start rke2-dns-follow.path || fail "could not start rke2-dns-follow.path"

@@ -38,7 +38,7 @@ fi
 if [ -f /etc/systemd/system/rke2-dns-follow.path ]; then  # mobile mode: dns-follow.sh
   systemctl disable --now rke2-dns-follow.path >/dev/null 2>&1 || true
   rm -f /etc/systemd/system/rke2-dns-follow.path /etc/systemd/system/rke2-dns-follow.service \
-    /usr/local/sbin/rke2-dns-follow
+    /usr/local/sbin/rke2-dns-follow /var/lib/rke2-rancher/dns-follow.resolvers
 fi
 if [ -f /etc/systemd/system/rke2-stable-ip.service ]; then
   systemctl disable --now rke2-stable-ip.service >/dev/null 2>&1 || true

@@ -44,6 +44,7 @@ def test_dns_follow_helper_restarts_the_coredns_deployment(sandbox: Sandbox):
     sandbox.add_kubectl()
     sandbox.write("/etc/rancher/rke2/rke2.yaml", "apiVersion: v1\n", 0o600)
     sandbox.set_active("rke2-server")
+    sandbox.write("/etc/resolv.conf", "nameserver 192.0.2.53\n")  # the host moved: new resolvers
     sandbox.clear_calls()
     res = sandbox.exec([HELPER])
     assert res.returncode == 0, res
