@@ -43,11 +43,23 @@ def openssl_der(path: Path) -> bytes:
     return _openssl("x509", "-in", str(path), "-outform", "DER")
 
 
+def _key_id(pem: bytes, extension: str) -> str | None:
+    """The key id of a subject/authority key identifier extension as openssl prints it."""
+    out = subprocess.run(["openssl", "x509", "-noout", "-ext", extension], input=pem,
+                         capture_output=True).stdout.decode()
+    for line in out.splitlines()[1:]:
+        line = line.strip().removeprefix("keyid:")
+        if re.fullmatch(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2})*", line):
+            return line.upper()
+    return None
+
+
 def upstream_ca_hash(bundle: bytes) -> str:
     """k3s-io/k3s pkg/clientaccess/token.go `hashCA`: one certificate: sha256 of the bytes;
     several: sha256 of the DER of the root the first certificate verifies to, using the other
-    certificates (a self-signed one as a root, the rest as intermediates); no chain: sha256 of
-    the bytes. Chain building here is `openssl verify`'s."""
+    certificates (roots: no authority key id, or one equal to the subject key id; the rest
+    intermediates); no chain: sha256 of the bytes. Chain building here is `openssl verify
+    -partial_chain`'s."""
     blocks = PEM_BLOCK.findall(bundle)
     if len(blocks) <= 1:
         return hashlib.sha256(bundle).hexdigest()
@@ -57,13 +69,14 @@ def upstream_ca_hash(bundle: bytes) -> str:
         first.write_bytes(blocks[0])
         roots, inters = [], []
         for block in blocks[1:]:
-            subject_issuer = _openssl("x509", "-noout", "-subject", "-issuer", "-nameopt", "compat", data=block)
-            subject, issuer = (line.split("=", 1)[1] for line in subject_issuer.decode().splitlines())
-            (roots if subject == issuer else inters).append(block)
+            # k3s's rule: a root has no authority key id, or one equal to its subject key id.
+            aki, ski = _key_id(block, "authorityKeyIdentifier"), _key_id(block, "subjectKeyIdentifier")
+            (roots if aki is None or aki == ski else inters).append(block)
         (d / "inter.pem").write_bytes(b"".join(inters) or b"")
         for root in roots:
             (d / "root.pem").write_bytes(root)
-            argv = ["openssl", "verify", "-CAfile", str(d / "root.pem")]
+            # Go's Verify anchors at any certificate in Roots, self-signed or not.
+            argv = ["openssl", "verify", "-partial_chain", "-CAfile", str(d / "root.pem")]
             if inters:
                 argv += ["-untrusted", str(d / "inter.pem")]
             if subprocess.run([*argv, str(first)], capture_output=True).returncode == 0:

@@ -9,8 +9,9 @@ data=/var/lib/rancher/rke2/server/db/etcd
 # certificate: sha256 of the file; several: sha256 of the DER of the root that the first
 # certificate verifies to (roots: no authority key id, or one equal to the subject key id);
 # no chain: sha256 of the file.
-key_id() {  # cert extension-name
-  openssl x509 -in "$1" -noout -ext "$2" 2>/dev/null | sed 1d | tr -d ' \n' | sed 's/^keyid://'
+key_id() {  # cert extension-name: the key id only (not the DirName/serial an AKI may add)
+  openssl x509 -in "$1" -noout -ext "$2" 2>/dev/null | sed 1d | tr -d ' ' | sed 's/^keyid://' |
+    grep -E '^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2})*$' | head -n 1
 }
 ca_hash() {  # file
   if [ "$(grep -c -- '-----BEGIN CERTIFICATE-----' "$1")" -gt 1 ]; then
@@ -28,8 +29,10 @@ ca_hash() {  # file
       fi
     done
     for root in $roots; do
-      if openssl verify -CAfile "$root" -untrusted "$parts/intermediates" "$parts/1.pem" >/dev/null 2>&1 ||
-         { [ ! -s "$parts/intermediates" ] && openssl verify -CAfile "$root" "$parts/1.pem" >/dev/null 2>&1; }; then
+      # -partial_chain: a root by k3s's rule need not be self-signed (Go's Verify anchors at any
+      # certificate in Roots).
+      if openssl verify -partial_chain -CAfile "$root" -untrusted "$parts/intermediates" "$parts/1.pem" >/dev/null 2>&1 ||
+         { [ ! -s "$parts/intermediates" ] && openssl verify -partial_chain -CAfile "$root" "$parts/1.pem" >/dev/null 2>&1; }; then
         openssl x509 -in "$root" -outform DER | sha256sum | awk '{ print $1 }'
         rm -rf "$parts"
         return 0
