@@ -146,9 +146,12 @@ def parse_declaration(text: str) -> tuple[Clause, ...]:
 
 
 def declaration_of(script_text: str) -> str | None:
-    for line in script_text.splitlines()[:30]:
+    """The declaration in the script's leading comment block (before its first command)."""
+    for line in script_text.splitlines():
         if line.startswith(HEADER):
             return line[len(HEADER):].strip()
+        if line.strip() and not line.lstrip().startswith("#"):
+            break
     return None
 
 

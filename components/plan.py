@@ -230,6 +230,8 @@ class Totals:
     servers: int = 0
     quorum_kept: bool = True
     agents_drained: int = 0
+    servers_drained: int = 0
+    """Servers cordoned and drained for a while (a rolling upgrade); agents removed or upgraded count above."""
     certificates_reissued: int = 0
     certificates: list[str] = field(default_factory=list)
     destroyed: int = 0
@@ -293,7 +295,8 @@ def component_causes(step: Step) -> list[str]:
         return [f"{'servers' if role == 'server' else 'agents'}[{idx}] added ({step.name})"
                 if role in ("server", "agent") else f"{step.name} added"]
     if step.op == "delete":
-        return [f"{step.name} removed from {'servers' if role == 'server' else 'agents' if role == 'agent' else 'the stack'}"]
+        where = {"server": "servers", "agent": "agents"}.get(role, "the stack")
+        return [f"{step.name} removed from {where}"]
     old, new = step.old.get("inputs") or {}, step.new.get("inputs") or {}
     out: list[str] = []
     seen = set()
@@ -402,6 +405,20 @@ def _input_causes(step: Step, inputs: list[str]) -> list[str]:
 # Order
 
 
+def _with_parent_deps(edges: dict[str, list[str]], parents: dict[str, str]) -> dict[str, list[str]]:
+    """A child registers only once its parent did, and a component registers only once its
+    own dependencies are done: a resource waits for its ancestors' dependencies too."""
+    out = {}
+    for u, deps in edges.items():
+        all_deps, p, seen = list(deps), parents.get(u, ""), set()
+        while p and p not in seen:
+            seen.add(p)
+            all_deps += edges.get(p, [])
+            p = parents.get(p, "")
+        out[u] = all_deps
+    return out
+
+
 def _closure(edges: dict[str, list[str]]) -> dict[str, set[str]]:
     """Transitive dependencies of every node."""
     memo: dict[str, set[str]] = {}
@@ -449,8 +466,11 @@ def build(preview: dict, policy_events: Iterable[dict] = (), stack: str = "",
     for s in steps:
         if s.op == "delete":
             old_nodes[s.urn] = list(s.old.get("dependencies") or [])
-    ancestors = _closure({u: n["deps"] for u, n in nodes.items()})
-    old_ancestors = _closure(old_nodes)
+    old_parents = {u: r.get("parent", "") for u, r in old_res.items()}
+    old_parents.update({s.urn: s.old.get("parent", "") for s in steps if s.op == "delete"})
+    ancestors = _closure(_with_parent_deps({u: n["deps"] for u, n in nodes.items()},
+                                           {u: n["parent"] for u, n in nodes.items()}))
+    old_ancestors = _closure(_with_parent_deps(old_nodes, old_parents))
 
     comp_steps = {s.urn: s for s in steps if s.type in HOST_TYPES}
     host_urns = [u for u, n in nodes.items() if n["type"] in HOST_TYPES] + \
@@ -533,7 +553,10 @@ def build(preview: dict, policy_events: Iterable[dict] = (), stack: str = "",
                 if role == "server":
                     down_steps.append((comp.name, k))
             if effect == "drain":
-                totals.agents_drained += 1
+                if role == "server":
+                    totals.servers_drained += 1
+                else:
+                    totals.agents_drained += 1
         hp = HostPlan(comp.name, role, comp.op if comp.op in CHANGE_OPS else "same",
                       None if comp.op == "delete" else stage.get(h), host_causes, plans, restarts)
         hosts.append(hp)
@@ -661,10 +684,12 @@ def _summary_lines(plan: Plan) -> list[str]:
     return [
         f"restarts per host: {restarts}",
         f"servers down at the same time: at most {t.max_servers_down} ({_quorum_text(t)})",
-        f"agents drained: {t.agents_drained}",
+        f"agents drained: {t.agents_drained}" +
+        (f", servers drained: {t.servers_drained}" if t.servers_drained else ""),
         f"certificates re-issued: {t.certificates_reissued}" +
         (f" ({', '.join(t.certificates)})" if t.certificates else ""),
-        f"resources destroyed: {t.destroyed}" + (f" ({', '.join(t.destroyed_resources)})" if t.destroyed_resources else ""),
+        f"resources destroyed: {t.destroyed}" +
+        (f" ({', '.join(t.destroyed_resources)})" if t.destroyed_resources else ""),
         *([f"hosts added: {', '.join(t.hosts_added)}"] if t.hosts_added else []),
         *([f"hosts removed: {', '.join(t.hosts_removed)}"] if t.hosts_removed else []),
         *([f"WILL FAIL: {', '.join(t.refused)} refuse the change on an initialised host "

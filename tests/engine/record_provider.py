@@ -91,8 +91,9 @@ class Proxy(grpc.GenericRpcHandler):
         method = details.method
         name = method.rsplit("/", 1)[-1]
         if method.startswith(SERVICE) and name == "Check":
-            real_check = self.channel.unary_unary(method, request_serializer=provider_pb2.CheckRequest.SerializeToString,
-                                                  response_deserializer=provider_pb2.CheckResponse.FromString)
+            real_check = self.channel.unary_unary(
+                method, request_serializer=provider_pb2.CheckRequest.SerializeToString,
+                response_deserializer=provider_pb2.CheckResponse.FromString)
 
             def check(request, context):
                 if _type_of(request.urn, request.type) == RELEASE_TYPE:
