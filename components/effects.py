@@ -49,7 +49,7 @@ EFFECTS = {e.name: e for e in (
     Effect("install", "software (re)installed"),
     Effect("restart", "RKE2 restart", down=True),
     Effect("certs", "certificates regenerated (RKE2 restart)", down=True),
-    Effect("drain", "node cordoned, drained and removed"),
+    Effect("drain", "node cordoned and drained"),
     Effect("uninstall", "RKE2 uninstalled", down=True),
     Effect("refused", "refused on an initialised host (the step fails, nothing changes)"),
 )}
