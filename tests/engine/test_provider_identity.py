@@ -11,7 +11,7 @@ from that cert_pem, so the yearly renewal the closing note of issue 10 (item 8) 
 a replacement of the provider and of every Kubernetes resource of the stack.
 
 The expectation (the provider stays, only its kubeconfig may update) comes from what an
-operator needs, not from the product: the test fails today.
+operator needs, not from the product. It failed before the provider got a clusterIdentifier.
 """
 
 import datetime as dt

@@ -9,7 +9,6 @@ rollout restart of kube-system/rke2-coredns-rke2-coredns (on the single mobile s
 outage while the pod is recreated). The helper should compare the resolvers it last acted on.
 """
 
-from tests.scripts.conftest import sandbox  # noqa: F401  (the scripts fixture)
 from tests.scripts.sandbox import Sandbox
 
 HELPER = "/usr/local/sbin/rke2-dns-follow"
