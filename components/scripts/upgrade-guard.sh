@@ -60,10 +60,11 @@ fi
 if ! printf '%s\n' "$readyz" | grep -q '^\[+\]etcd ok'; then
   fail "cluster not healthy, refusing to upgrade from $from to $TARGET: /readyz reports no passing etcd check"
 fi
-nodes=$(kubectl_local get nodes -o 'jsonpath={range .items[*]}{.metadata.name}{" "}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}') ||
+# STATUS column: Ready, NotReady or Unknown, with ",SchedulingDisabled" when cordoned.
+nodes=$(kubectl_local get nodes --no-headers) ||
   fail "cluster not healthy, refusing to upgrade from $from to $TARGET: cannot list the nodes"
 [ -n "$nodes" ] || fail "cluster not healthy, refusing to upgrade from $from to $TARGET: no nodes registered"
-not_ready=$(printf '%s\n' "$nodes" | awk 'NF && $2 != "True" { printf "%s%s", sep, $1; sep = ", " }')
+not_ready=$(printf '%s\n' "$nodes" | awk 'NF && $2 != "Ready" && $2 !~ /^Ready,/ { printf "%s%s", sep, $1; sep = ", " }')
 if [ -n "$not_ready" ]; then
   fail "cluster not healthy, refusing to upgrade from $from to $TARGET: node(s) not Ready: $not_ready"
 fi

@@ -1,10 +1,10 @@
 # Runs on servers[0] around one node's upgrade, once per new cluster.version (its trigger).
-#   drain  before the node's install: cordon (marking the node with ANNOTATION, unless someone
-#          had cordoned it already) and drain it. A node not registered (a new stack, a new
+#   drain  before the node's install: cordon (leaving a marker file MARKS/<node> on this
+#          server, unless someone had cordoned it already) and drain it. A node not registered (a new stack, a new
 #          node) or already at TARGET is left alone, so a first install never drains anything.
 #   ready  after the node's restart: wait until the Node is Ready (unless REQUIRE_READY=0: cni
 #          none, where Nodes stay NotReady until the user's CNI runs) with a kubelet of TARGET's
-#          Kubernetes version, then uncordon it when ANNOTATION says the drain cordoned it.
+#          Kubernetes version, then uncordon it when its marker says the drain cordoned it.
 #   check  any other update (a new address): changes nothing.
 # Drain flags as `kubectl drain` names them: --ignore-daemonsets, --delete-emptydir-data
 # (pods with local emptyDir data), --force (pods without a controller), --grace-period GRACE
@@ -12,7 +12,7 @@
 # stops the rollout with the node cordoned (the next `pulumi up` drains it again).
 # host-effect: drain if created and ACTION=drain; nothing
 # In: NODE, TARGET (cluster.version), ACTION (drain|ready|check), TIMEOUT, GRACE, REQUIRE_READY (1|0).
-ANNOTATION=rke2-rancher.io/upgrade-cordoned
+MARKS=/var/lib/rke2-rancher/upgrade-cordoned
 
 k8s_part() { printf '%s\n' "${1%%+*}"; }
 
@@ -39,7 +39,8 @@ case $ACTION in
     if [ "$(node_field '{.spec.unschedulable}')" = true ]; then
       log "node $NODE was already cordoned: it stays cordoned after the upgrade"
     else
-      kubectl_local annotate --overwrite node "$NODE" "$ANNOTATION=$TARGET" >&2
+      mkdir -p "$MARKS"
+      printf '%s\n' "$TARGET" > "$MARKS/$NODE"
       kubectl_local cordon "$NODE" >&2
     fi
     log "draining $NODE (kubelet $kubelet, upgrading to $TARGET; timeout ${TIMEOUT}s)"
@@ -62,9 +63,9 @@ case $ACTION in
       sleep 3
     done
     log "node $NODE is Ready (kubelet $kubelet)"
-    if [ -n "$(node_field "{.metadata.annotations.${ANNOTATION//./\\.}}" 2>/dev/null || true)" ]; then
+    if [ -f "$MARKS/$NODE" ]; then
       kubectl_local uncordon "$NODE" >&2
-      kubectl_local annotate node "$NODE" "$ANNOTATION-" >&2
+      rm -f "$MARKS/$NODE"
       log "node $NODE uncordoned"
       echo uncordoned
     else

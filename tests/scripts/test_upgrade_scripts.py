@@ -21,8 +21,9 @@ import pytest
 from tests.scripts.sandbox import KUBECTL, Sandbox
 
 # kubectl stand-in: nodes are /stubstate/nodes/<name> (Ready status), with
-# /stubstate/kubelet/<name> (kubeletVersion), /stubstate/cordoned/<name> and
-# /stubstate/annotations/<name> (the upgrade annotation's value); /readyz?verbose answers
+# /stubstate/kubelet/<name> (kubeletVersion) and /stubstate/cordoned/<name>; `get nodes
+# --no-headers` prints kubectl's table (STATUS Ready, NotReady or Unknown, with
+# ",SchedulingDisabled" when cordoned); /readyz?verbose answers
 # /stubstate/readyz (exit status 1 when /stubstate/readyz.fails exists); drain fails when
 # /stubstate/drain-fails exists.
 KUBECTL_STUB = r"""#!/bin/bash
@@ -46,7 +47,14 @@ case "$1 ${2:-}" in
     fi
     cat $s/readyz ;;
   "get nodes")
-    for f in $s/nodes/*; do [ -f "$f" ] && printf '%s %s\n' "$(basename "$f")" "$(cat "$f")"; done; true ;;
+    [ "$3" = --no-headers ] || exit 1
+    for f in $s/nodes/*; do
+      [ -f "$f" ] || continue
+      n=$(basename "$f")
+      case $(cat "$f") in True) st=Ready ;; False) st=NotReady ;; *) st=Unknown ;; esac
+      [ ! -f "$s/cordoned/$n" ] || st="$st,SchedulingDisabled"
+      printf '%s   %s   <none>   5m   %s\n' "$n" "$st" "$(cat "$s/kubelet/$n")"
+    done ;;
   "get node")
     n=$3
     [ -f "$s/nodes/$n" ] || { echo "Error from server (NotFound): nodes \"$n\" not found" >&2; exit 1; }
@@ -54,14 +62,9 @@ case "$1 ${2:-}" in
       *kubeletVersion*) cat "$s/kubelet/$n" ;;
       *Ready*) cat "$s/nodes/$n" ;;
       *unschedulable*) [ -f "$s/cordoned/$n" ] && printf true ;;
-      *annotations*) [ -f "$s/annotations/$n" ] && cat "$s/annotations/$n" ;;
       *) exit 1 ;;
     esac
     exit 0 ;;
-  "annotate --overwrite")
-    mkdir -p $s/annotations; printf '%s' "${5#*=}" > "$s/annotations/$4" ;;
-  "annotate node")
-    rm -f "$s/annotations/$3" ;;
   "cordon "*) mkdir -p $s/cordoned; touch "$s/cordoned/$2" ;;
   "uncordon "*) rm -f "$s/cordoned/$2" ;;
   "drain "*) [ ! -f $s/drain-fails ] || { echo "error: timed out waiting for the condition" >&2; exit 1; } ;;
@@ -197,6 +200,13 @@ def test_guard_refuses_an_unhealthy_cluster(sandbox: Sandbox, setup, words):
     assert snapshots(sandbox) == []
 
 
+def test_guard_accepts_a_cordoned_node_that_is_ready(sandbox: Sandbox):
+    cluster(sandbox, "v1.32.9+rke2r1")
+    sandbox.write("/stubstate/cordoned/rke2-agent-1", "")
+    res = sandbox.run("upgrade-guard.sh", TARGET="v1.33.5+rke2r1")
+    assert res.returncode == 0 and "2 node(s) Ready" in res.stderr, res
+
+
 def test_guard_fails_when_the_snapshot_fails(sandbox: Sandbox):
     cluster(sandbox, "v1.32.9+rke2r1")
     sandbox.write("/stubstate/etcd-snapshot-fails", "")
@@ -207,6 +217,7 @@ def test_guard_fails_when_the_snapshot_fails(sandbox: Sandbox):
 # -- upgrade-node.sh --------------------------------------------------------------------
 
 NODE = "rke2-agent-1"
+MARKS = "/var/lib/rke2-rancher/upgrade-cordoned"  # where the drain notes that it cordoned a node
 
 
 def test_drain_cordons_marks_and_drains_with_the_configured_flags(sandbox: Sandbox):
@@ -215,13 +226,12 @@ def test_drain_cordons_marks_and_drains_with_the_configured_flags(sandbox: Sandb
     assert res.returncode == 0 and res.stdout == "drained\n", res
     calls = kubectl_writes(sandbox)
     assert calls == [
-        f"kubectl --kubeconfig /etc/rancher/rke2/rke2.yaml annotate --overwrite node {NODE} "
-        "rke2-rancher.io/upgrade-cordoned=v1.33.5+rke2r1",
         f"kubectl --kubeconfig /etc/rancher/rke2/rke2.yaml cordon {NODE}",
         f"kubectl --kubeconfig /etc/rancher/rke2/rke2.yaml drain {NODE} --ignore-daemonsets "
         "--delete-emptydir-data --force --grace-period=30 --timeout=120s",
     ]
     assert sandbox.exists(f"/stubstate/cordoned/{NODE}")
+    assert sandbox.read(f"{MARKS}/{NODE}") == "v1.33.5+rke2r1\n"
 
 
 def test_drain_of_an_unregistered_or_current_node_does_nothing(sandbox: Sandbox):
@@ -237,7 +247,7 @@ def test_a_node_cordoned_by_someone_else_is_drained_but_not_uncordoned(sandbox: 
     cluster(sandbox, "v1.32.9+rke2r1")
     sandbox.write(f"/stubstate/cordoned/{NODE}", "")
     assert sandbox.run("upgrade-node.sh", NODE=NODE, ACTION="drain").returncode == 0
-    assert not sandbox.exists(f"/stubstate/annotations/{NODE}")
+    assert not sandbox.exists(f"{MARKS}/{NODE}")
     sandbox.write(f"/stubstate/kubelet/{NODE}", "v1.33.5+rke2r1")
     res = sandbox.run("upgrade-node.sh", NODE=NODE, ACTION="ready", TIMEOUT=5)
     assert res.returncode == 0 and res.stdout == "ready\n", res
@@ -267,7 +277,7 @@ def test_ready_waits_for_the_new_kubelet_then_uncordons(sandbox: Sandbox):
     res = sandbox.run("upgrade-node.sh", NODE=NODE, ACTION="ready", TIMEOUT=5)
     assert res.returncode == 0 and res.stdout == "uncordoned\n", res
     assert not sandbox.exists(f"/stubstate/cordoned/{NODE}")
-    assert not sandbox.exists(f"/stubstate/annotations/{NODE}")
+    assert not sandbox.exists(f"{MARKS}/{NODE}")
 
 
 def test_ready_without_a_cni_gates_on_the_kubelet_only(sandbox: Sandbox):
