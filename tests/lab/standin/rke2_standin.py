@@ -1645,6 +1645,28 @@ def parse_duration(s: str) -> float:
     return total or 30
 
 
+def etcd_snapshot_main(args: list) -> int:
+    """`etcd-snapshot save [--name N]` (k3s pkg/cli/etcdsnapshot): a local snapshot file
+    <name>-<node name>-<unix time> under server/db/snapshots, taken from this server's etcd
+    data (refused without it). The file records the data directory's listing, not etcd data."""
+    if not args or args[0] != "save":
+        print("rke2 (standin): etcd-snapshot supports only `save [--name NAME]`", file=sys.stderr)
+        return 1
+    name = "on-demand"
+    if "--name" in args[1:-1]:
+        name = args[args.index("--name") + 1]
+    if not os.path.isdir(ETCD_DIR):
+        print(f"rke2 (standin): etcd-snapshot: no etcd data in {ETCD_DIR}", file=sys.stderr)
+        return 1
+    snapshots = f"{DATA_DIR}/server/db/snapshots"
+    os.makedirs(snapshots, exist_ok=True)
+    path = f"{snapshots}/{name}-{socket.gethostname().lower()}-{int(time.time())}"
+    with open(path, "w") as f:
+        f.write("\n".join(sorted(os.listdir(ETCD_DIR))) + "\n")
+    print(f"Snapshot {os.path.basename(path)} saved.", file=sys.stderr)
+    return 0
+
+
 # --- entry --------------------------------------------------------------------------------
 def main() -> int:
     prog = os.path.basename(sys.argv[0])
@@ -1666,6 +1688,8 @@ def main() -> int:
         return agent_main(args[1:])
     if args[0] == "certificate":
         return certificate_main(args[1:])
+    if args[0] == "etcd-snapshot":
+        return etcd_snapshot_main(args[1:])
     print(f"rke2 (standin): unknown command {args[0]!r}", file=sys.stderr)
     return 1
 

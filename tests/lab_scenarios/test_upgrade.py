@@ -1,0 +1,175 @@
+"""Issue 14, rolling upgrade for real: 3 servers behind HAProxy and 2 agents over SSH to
+namespace hosts running rke2-standin, installed at an older minor version, then:
+a skipped minor version is refused before any host changes, the upgrade to the pinned
+version snapshots etcd first, restarts the servers one at a time and the agents after them
+(one per batch: the default 10 % of 2 agents), and a downgrade is refused.
+
+Expectations from upstream, not from the program: docs.rke2.io/upgrades/manual_upgrade
+("Upgrade the server nodes first, one at a time. Once all servers have been upgraded, you may
+then upgrade agent nodes"; the Kubernetes version skew policy applies: never skip a minor
+version). The timeline comes from the hosts' own systemctl event logs.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+import pytest
+
+from tests.lab.fixtures import requires_lab, rke2_version
+from tests.lab.standin import build_artifacts
+from tests.lab_scenarios.support import ARTIFACT_DIR, LabStack, base_cluster, host_key_line, provision_artifacts
+
+pytestmark = [requires_lab(), pytest.mark.lab]
+
+CLUSTER = "rke2.lab"
+LB = ("rke2-lb", "10.77.0.10")
+SERVERS = [("rke2-server-1", "10.77.0.21"), ("rke2-server-2", "10.77.0.22"), ("rke2-server-3", "10.77.0.23")]
+AGENTS = [("rke2-agent-1", "10.77.0.31"), ("rke2-agent-2", "10.77.0.32")]
+NEW = rke2_version()
+_maj, _min = (int(x) for x in re.match(r"v(\d+)\.(\d+)\.", NEW).groups())
+OLD = f"v{_maj}.{_min - 1}.9+rke2r1"      # the previous minor version
+SKIP = f"v{_maj}.{_min + 1}.0+rke2r1"     # from OLD: skips NEW's minor version
+DOWN_EVENTS = ("restart", "stop", "stopped", "exit")
+
+
+def when(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def config(hosts: dict, version: str) -> dict:
+    key_path = str(next(iter(hosts.values())).private_key_path)
+    return {
+        "ssh": {"privateKeyPath": key_path,
+                "hostKeys": {addr: host_key_line(hosts[name]) for name, addr in [LB, *SERVERS, *AGENTS]}},
+        "cluster": base_cluster(CLUSTER, tlsSans=[CLUSTER], version=version),
+        "loadBalancer": {"name": LB[0], "address": LB[1]},
+        "servers": [{"name": n, "address": a} for n, a in SERVERS],
+        "agents": [{"name": n, "address": a} for n, a in AGENTS],
+        "certManager": {"enabled": False},
+        "rancher": {"enabled": False},
+    }
+
+
+def installed(host) -> str:
+    rc, out, err = host.ssh("rke2 --version | head -n1")
+    assert rc == 0, err
+    return out.split()[2]
+
+
+def down_window(host, unit: str, since: datetime) -> tuple[datetime, datetime]:
+    """(first stop/restart event after `since`, the next `ready`) of unit on host."""
+    events = [e for e in host.service_events(unit) if when(e["time"]) >= since]
+    start = next((when(e["time"]) for e in events if e["event"] in DOWN_EVENTS), None)
+    assert start is not None, f"{host.name}: {unit} never went down after {since}: {events}"
+    ready = next((when(e["time"]) for e in events if e["event"] == "ready" and when(e["time"]) >= start), None)
+    assert ready is not None, f"{host.name}: {unit} not ready again after {start}: {events}"
+    return start, ready
+
+
+def last_event_time(hosts: dict) -> datetime:
+    times = [when(e["time"]) for h in hosts.values() for e in h.service_events()]
+    return max(times)
+
+
+@pytest.fixture(scope="module")
+def upgraded(module_lab, tmp_path_factory):
+    lab = module_lab
+    old_art = build_artifacts(tmp_path_factory.mktemp("rke2-old"), OLD)
+    new_art = build_artifacts(tmp_path_factory.mktemp("rke2-new"), NEW)
+    hosts = {name: lab.add_host(name, addr) for name, addr in [LB, *SERVERS, *AGENTS]}
+    for name, _ in [*SERVERS, *AGENTS]:
+        provision_artifacts(hosts[name], old_art)
+    lab.set_host_entry(CLUSTER, LB[1])
+    stack = LabStack(lab, tmp_path_factory.mktemp("upgrade"), name="upgrade-lab")
+    stack.configure(config(hosts, OLD))
+    stack.init()
+    stack.up(timeout=1800)
+    result = {"lab": lab, "hosts": hosts, "stack": stack}
+
+    # A skipped minor version: refused by the guard before anything changes.
+    before = last_event_time(hosts)
+    stack.configure(config(hosts, SKIP))
+    result["skip"] = stack.up(check=False, timeout=900)
+    result["skip_events_after"] = [e for h in hosts.values() for e in h.service_events()
+                                   if when(e["time"]) > before]
+    result["skip_versions"] = {n: installed(hosts[n]) for n, _ in [*SERVERS, *AGENTS]}
+
+    # The upgrade: the new release placed where the air-gap installer reads it.
+    for name, _ in [*SERVERS, *AGENTS]:
+        provision_artifacts(hosts[name], new_art)
+    stack.configure(config(hosts, NEW))
+    result["preview"] = stack.changed_resources()
+    result["since"] = last_event_time(hosts)
+    stack.up(timeout=1800)
+
+    # And back: a downgrade is refused.
+    stack.configure(config(hosts, OLD))
+    result["down"] = stack.up(check=False, timeout=900)
+    result["down_versions"] = {n: installed(hosts[n]) for n, _ in [*SERVERS, *AGENTS]}
+    return result
+
+
+def test_a_skipped_minor_version_is_refused_before_any_host_changes(upgraded):
+    res = upgraded["skip"]
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert "skips minor version" in out and OLD in out and SKIP in out, out[-3000:]
+    assert upgraded["skip_events_after"] == [], "no service changed on any host"
+    assert set(upgraded["skip_versions"].values()) == {OLD}
+
+
+def test_the_preview_lists_guard_drains_installs_restarts_and_gates(upgraded):
+    ops = upgraded["preview"]
+    nodes = [n for n, _ in [*SERVERS, *AGENTS]]
+    expected = {"rke2-server-1-upgrade-guard": "replace",
+                **{f"{n}-install": "update" for n in nodes},
+                **{f"{n}-service": "replace" for n in nodes},
+                **{f"{n}-upgrade-ready": "replace" for n in nodes},
+                **{f"{n}-upgrade-drain": "replace" for n, _ in AGENTS}}
+    host_steps = {k: v for k, v in ops.items() if k.startswith(("rke2-server-", "rke2-agent-"))}
+    # The components show the new version in their props too (an update, no host effect).
+    assert {k: v for k, v in host_steps.items() if k not in nodes} == expected, ops
+
+
+def test_snapshot_taken_before_the_first_server_went_down(upgraded):
+    hosts = upgraded["hosts"]
+    first = hosts[SERVERS[0][0]]
+    rc, out, err = first.ssh("cd /var/lib/rancher/rke2/server/db/snapshots && "
+                             "for f in pre-upgrade-*; do echo \"$f $(stat -c %Y \"$f\")\"; done")
+    assert rc == 0, err
+    want = f"pre-upgrade-{OLD}-to-{NEW}".replace("+", "-")
+    snaps = [line.split() for line in out.splitlines() if line.startswith(want + "-")]
+    assert len(snaps) == 1, out
+    down, _ = down_window(first, "rke2-server", upgraded["since"])
+    assert int(snaps[0][1]) <= down.timestamp(), f"snapshot at {snaps[0][1]}, {SERVERS[0][0]} down at {down}"
+
+
+def test_servers_one_at_a_time_then_agents_one_batch_at_a_time(upgraded):
+    hosts, since = upgraded["hosts"], upgraded["since"]
+    servers = [down_window(hosts[n], "rke2-server", since) for n, _ in SERVERS]
+    for (name, _), (prev_name, _), cur, prev in zip(SERVERS[1:], SERVERS, servers[1:], servers):
+        assert cur[0] >= prev[1], f"{name} went down at {cur[0]} before {prev_name} was ready at {prev[1]}"
+    agents = [down_window(hosts[n], "rke2-agent", since) for n, _ in AGENTS]
+    assert agents[0][0] >= servers[-1][1], "agents only after every server"
+    assert agents[1][0] >= agents[0][1], "10 % of 2 agents: one agent per batch"
+    for name, _ in [*SERVERS, *AGENTS]:
+        assert installed(hosts[name]) == NEW or upgraded["down_versions"][name] == NEW
+
+
+def test_agents_are_schedulable_again(upgraded):
+    first = upgraded["hosts"][SERVERS[0][0]]
+    rc, out, err = first.ssh("/var/lib/rancher/rke2/bin/kubectl --kubeconfig /etc/rancher/rke2/rke2.yaml "
+                             "get nodes --no-headers")
+    assert rc == 0, err
+    rows = {line.split()[0]: line.split()[1] for line in out.splitlines() if line.strip()}
+    assert {n: rows.get(n) for n, _ in AGENTS} == {n: "Ready" for n, _ in AGENTS}, out
+
+
+def test_a_downgrade_is_refused_naming_both_versions(upgraded):
+    res = upgraded["down"]
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert "refusing to downgrade" in out and NEW in out and OLD in out, out[-3000:]
+    assert set(upgraded["down_versions"].values()) == {NEW}
