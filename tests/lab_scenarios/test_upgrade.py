@@ -12,6 +12,7 @@ version). The timeline comes from the hosts' own systemctl event logs.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 
@@ -103,6 +104,9 @@ def upgraded(module_lab, tmp_path_factory):
     result["preview"] = stack.changed_resources()
     result["since"] = last_event_time(hosts)
     stack.up(timeout=1800)
+    state = json.loads(stack.pulumi("stack", "export", "--stack", stack.name).stdout)
+    result["stdout"] = {r["urn"].split("::")[-1]: (r.get("outputs") or {}).get("stdout")
+                        for r in state["deployment"]["resources"] if "-upgrade-" in r["urn"]}
 
     # And back: a downgrade is refused.
     stack.configure(config(hosts, OLD))
@@ -156,6 +160,19 @@ def test_servers_one_at_a_time_then_agents_one_batch_at_a_time(upgraded):
     assert agents[1][0] >= agents[0][1], "10 % of 2 agents: one agent per batch"
     for name, _ in [*SERVERS, *AGENTS]:
         assert installed(hosts[name]) == NEW or upgraded["down_versions"][name] == NEW
+
+
+def test_what_each_upgrade_step_did(upgraded):
+    """From the stack's state: the guard snapshotted, each agent was drained and uncordoned,
+    each server's gate saw its Node Ready at the new version."""
+    out = {k: (v or "").strip() for k, v in upgraded["stdout"].items()}  # pulumi-command trims it
+    want = f"pre-upgrade-{OLD}-to-{NEW}".replace("+", "-")
+    assert out["rke2-server-1-upgrade-guard"] == f"snapshot {want}"
+    for name, _ in AGENTS:
+        assert out[f"{name}-upgrade-drain"] == "drained", out
+        assert out[f"{name}-upgrade-ready"] == "uncordoned", out
+    for name, _ in SERVERS:
+        assert out[f"{name}-upgrade-ready"] == "ready", out
 
 
 def test_agents_are_schedulable_again(upgraded):
