@@ -1,4 +1,5 @@
 # Mobile mode: CoreDNS pods forward to the resolvers copied into them at creation, so after a
+# host-effect: file if created; nothing
 # network move in-cluster DNS still asks the old network's resolvers. This installs a systemd
 # path unit that restarts the CoreDNS deployment whenever the host's resolvers change
 # (/etc/resolv.conf, or systemd-resolved's upstream list, which the kubelet uses when

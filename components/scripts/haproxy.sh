@@ -1,4 +1,5 @@
 # Installs HAProxy (and keepalived for a VIP) from the host's package manager.
+# host-effect: install if changed(PACKAGES); nothing
 # In: PACKAGES (space-separated).
 missing=""
 for p in $PACKAGES; do command -v "$p" >/dev/null 2>&1 || missing="$missing $p"; done

@@ -1,4 +1,5 @@
 # Installs the pinned RKE2 release unless it is already there. Does not start it.
+# host-effect: install if changed(RKE2_VERSION) or changed(RKE2_TYPE); nothing
 # In: RKE2_VERSION, RKE2_TYPE (server|agent), INSTALL_SCRIPT_URL, ARTIFACT_DIR (may be empty).
 # curl -g: no URL globbing ({a,b} and [1-9] in the URL are literal).
 if bin=$(rke2_bin rke2) && [ "$("$bin" --version 2>/dev/null | awk 'NR == 1 { print $3 }')" = "$RKE2_VERSION" ]; then

@@ -1,4 +1,5 @@
 # servers[0] of an HA cluster: never start a second cluster. RKE2 makes the first server
+# host-effect: nothing
 # initialise etcd whenever it has no etcd data, so a rebuilt first node would silently
 # found a new cluster. When this host has no etcd data but a cluster already answers at
 # the registration address, join it instead (a drop-in with `server:`).

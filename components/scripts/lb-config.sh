@@ -1,4 +1,5 @@
 # Writes a load balancer config from stdin, validated by the program itself before it
+# host-effect: reload if changed(stdin) or changed(DEST); nothing
 # replaces the live one, then reloads the service (HAProxy's reload keeps connections).
 # In: DEST, UNIT, CHECK (haproxy|keepalived).
 new=$(mktemp "$(dirname "$DEST")/.rke2-rancher.XXXXXX")

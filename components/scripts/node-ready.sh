@@ -1,4 +1,5 @@
 # Runs on a server: waits until node NODE is Ready; on destroy (ACTION=remove) cordons,
+# host-effect: drain if ACTION=remove; nothing
 # drains and deletes it, with its node-password secret, so the name can be reused.
 # In: NODE, ACTION (wait|remove), TIMEOUT.
 if [ "$ACTION" = remove ]; then

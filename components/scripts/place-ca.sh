@@ -1,4 +1,5 @@
 # cluster.ca: generated: places the stack's CA set before rke2 first starts.
+# host-effect: file if created; refused if changed(stdin); nothing
 # Stdin: one `relative-path mode base64-content` line per file (secret).
 # Refuses to replace a different CA already on the host: that would orphan every
 # certificate it issued (switch cluster.ca only on a fresh cluster).

@@ -1,4 +1,5 @@
 # Checks a host can run RKE2 before anything is changed on it.
+# host-effect: nothing
 # In: ROLE (server|agent), MIN_DISK_MB, CA_MODE (generated|rke2 on servers).
 problems=""
 note() { problems="$problems

@@ -1,4 +1,5 @@
 # Prints a file RKE2 wrote (kubeconfig, token). In: SOURCE.
+# host-effect: nothing
 # The content is secret, and a failed step's error carries the command's whole output
 # (pulumi-command remote/commandOutputs.go run): read all of it first, check it, and print
 # it as the very last action, so that no failure path can print any part of it.

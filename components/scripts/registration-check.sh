@@ -1,4 +1,5 @@
 # Waits until the registration address answers, verifying its TLS certificate with the
+# host-effect: nothing
 # cluster CA given on stdin (never skipping verification). In: REGISTRATION_URL, TIMEOUT.
 ca=$(mktemp)
 trap 'rm -f "$ca"' EXIT

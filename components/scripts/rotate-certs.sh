@@ -1,4 +1,5 @@
 # Rotates this server's leaf certificates (not the CAs): RKE2 requires the service
+# host-effect: certs if ACTION=rotate; nothing
 # stopped. In: TIMEOUT, LABEL, ACTION.
 #   rotate  the create command: runs once per new cluster.certificateRotation label (a new
 #           label replaces the step);

@@ -1,4 +1,5 @@
 # Makes the API serving certificate (6443) and the supervisor certificate (9345) carry the
+# host-effect: certs if changed(stdin); nothing
 # wanted tls-san entries and drop the removed ones.
 # RKE2 adds missing names at start, but never drops removed ones (shared/reference/rke2-facts.md).
 # In: TIMEOUT; BUILTIN_SANS (names RKE2 adds by itself: never stale, see

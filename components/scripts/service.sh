@@ -1,4 +1,5 @@
 # Enables and starts the RKE2 unit, then waits until it serves.
+# host-effect: restart if ACTION=restart; nothing
 # In: UNIT (rke2-server|rke2-agent), ACTION (restart: restart when running, used when the
 # version or config changed; ensure: start only when stopped, never restart),
 # TIMEOUT, SINGLE_SERVER (1: automate the etcd member reset after an IP change).

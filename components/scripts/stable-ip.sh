@@ -1,4 +1,5 @@
 # Mobile mode: holds STABLE_IP on this host whatever network it is on, at boot and
+# host-effect: file if changed(STABLE_IP) or changed(METHOD); nothing
 # before rke2 starts, so etcd's member address and the advertise address never change.
 # In: STABLE_IP, METHOD (auto|dummy|loopback).
 helper=/usr/local/sbin/rke2-stable-ip

@@ -1,4 +1,5 @@
 # Writes a server's join-token drop-in. Stdin: the token's password (base64) on the first
+# host-effect: file if created; refused if changed(stdin); nothing
 # line, then the drop-in's YAML. In: DEST, MODE.
 # RKE2 encrypts its bootstrap data in etcd with the token's password; a server restarted
 # with another one fails "bootstrap data already found and encrypted with different token"

@@ -1,4 +1,5 @@
 # Removes RKE2 from the host on `pulumi destroy` (or when the node leaves the stack).
+# host-effect: nothing if handed-over; uninstall if ACTION=uninstall and RETAIN=0; nothing
 # In: ACTION (register: the create step; uninstall: the delete step),
 # RETAIN (1: leave the host untouched, cluster.retainOnDestroy), NODE (the node name),
 # ROLE (server|agent).
