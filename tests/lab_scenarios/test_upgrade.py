@@ -74,19 +74,25 @@ def last_event_time(hosts: dict) -> datetime:
     return max(times)
 
 
-@pytest.fixture(scope="module")
-def upgraded(module_lab, tmp_path_factory):
-    lab = module_lab
+def deployed_at_old_version(lab, tmp_path_factory, name: str) -> tuple:
+    """The HA cluster converged at OLD: (hosts, stack, artifacts of NEW)."""
     old_art = build_artifacts(tmp_path_factory.mktemp("rke2-old"), OLD)
     new_art = build_artifacts(tmp_path_factory.mktemp("rke2-new"), NEW)
-    hosts = {name: lab.add_host(name, addr) for name, addr in [LB, *SERVERS, *AGENTS]}
-    for name, _ in [*SERVERS, *AGENTS]:
-        provision_artifacts(hosts[name], old_art)
+    hosts = {host: lab.add_host(host, addr) for host, addr in [LB, *SERVERS, *AGENTS]}
+    for host, _ in [*SERVERS, *AGENTS]:
+        provision_artifacts(hosts[host], old_art)
     lab.set_host_entry(CLUSTER, LB[1])
-    stack = LabStack(lab, tmp_path_factory.mktemp("upgrade"), name="upgrade-lab")
+    stack = LabStack(lab, tmp_path_factory.mktemp(name), name=f"{name}-lab")
     stack.configure(config(hosts, OLD))
     stack.init()
     stack.up(timeout=1800)
+    return hosts, stack, new_art
+
+
+@pytest.fixture(scope="module")
+def upgraded(module_lab, tmp_path_factory):
+    lab = module_lab
+    hosts, stack, new_art = deployed_at_old_version(lab, tmp_path_factory, "upgrade")
     result = {"lab": lab, "hosts": hosts, "stack": stack}
 
     # A skipped minor version: refused by the guard before anything changes.

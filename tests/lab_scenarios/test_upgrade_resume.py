@@ -10,10 +10,9 @@ from datetime import datetime
 import pytest
 
 from tests.lab.fixtures import requires_lab
-from tests.lab.standin import build_artifacts
-from tests.lab_scenarios.support import LabStack, provision_artifacts
-from tests.lab_scenarios.test_upgrade import (AGENTS, CLUSTER, LB, NEW, OLD, SERVERS, config, installed,
-                                              last_event_time, when)
+from tests.lab_scenarios.support import provision_artifacts
+from tests.lab_scenarios.test_upgrade import (AGENTS, NEW, OLD, SERVERS, config, deployed_at_old_version,
+                                              installed, last_event_time, when)
 
 pytestmark = [requires_lab(), pytest.mark.lab]
 
@@ -23,16 +22,7 @@ SNAPSHOTS = "ls /var/lib/rancher/rke2/server/db/snapshots | grep -c '^pre-upgrad
 @pytest.fixture(scope="module")
 def resumed(module_lab, tmp_path_factory):
     lab = module_lab
-    old_art = build_artifacts(tmp_path_factory.mktemp("rke2-old"), OLD)
-    new_art = build_artifacts(tmp_path_factory.mktemp("rke2-new"), NEW)
-    hosts = {name: lab.add_host(name, addr) for name, addr in [LB, *SERVERS, *AGENTS]}
-    for name, _ in [*SERVERS, *AGENTS]:
-        provision_artifacts(hosts[name], old_art)
-    lab.set_host_entry(CLUSTER, LB[1])
-    stack = LabStack(lab, tmp_path_factory.mktemp("resume"), name="resume-lab")
-    stack.configure(config(hosts, OLD))
-    stack.init()
-    stack.up(timeout=1800)
+    hosts, stack, new_art = deployed_at_old_version(lab, tmp_path_factory, "resume")
 
     for name, _ in [*SERVERS, *AGENTS]:
         if name != SERVERS[1][0]:  # the second server keeps the old release: its install fails
