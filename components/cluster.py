@@ -70,11 +70,11 @@ def build(stack: StackConfig) -> dict[str, pulumi.Input]:
         # a renewed admin certificate must not re-run every agent's registration check).
         cluster_ca = identity.server_ca_bundle if identity is not None else \
             kubeconfig.apply(render.kubeconfig_ca_pem)
-        # In batches (cluster.upgrade.agentBatch): an agent of batch k installs, restarts and is
-        # Ready before any agent of batch k+1 gets the new release; within a batch, in parallel.
-        previous_batch: list = []
-        for batch in stack.cluster.upgrade.batches(len(stack.agents)):
-            current = []
+        # In batches (cluster.upgrade.agentBatch): on a version change an agent of batch k
+        # installs, restarts and is Ready before any agent of batch k+1 gets the new release
+        # (the turn is taken on servers[0]: a first install joins every agent at once).
+        previous_batch: list[str] = []
+        for k, batch in enumerate(stack.cluster.upgrade.batches(len(stack.agents))):
             for i in batch:
                 node = stack.agents[i]
                 agent = RKE2Agent(node.name, RKE2AgentArgs(
@@ -82,10 +82,9 @@ def build(stack: StackConfig) -> dict[str, pulumi.Input]:
                     cluster_ca=cluster_ca, checker=access(stack.servers[0].address),
                     join_after=[servers[-1].readiness] + ([lb.readiness] if lb else []),
                     upgrade_guard=first.upgrade_guard,
-                    upgrade_after=[a.readiness for a in previous_batch]))
+                    batch_index=k, previous_batch=previous_batch))
                 agents.append(agent)
-                current.append(agent)
-            previous_batch = current
+            previous_batch = [stack.agents[i].name for i in batch]
 
     # pulumi-kubernetes replaces a provider (and every release it manages) when its kubeconfig
     # is unknown in a preview or names another cluster, unless clusterIdentifier is set and

@@ -63,7 +63,7 @@ CAUSES: dict[str, dict[str, str]] = {
         "mobile": "cluster.mobile", "writeKubeconfigMode": "cluster.writeKubeconfigMode",
         "tokenSource": "token", "ca": "cluster.ca",
     },
-    "rke2:index:RKE2Agent": dict(_NODE),
+    "rke2:index:RKE2Agent": {**_NODE, "upgradeAfter": "cluster.upgrade.agentBatch (the batch before)"},
     "rke2:index:HALoadBalancer": {
         "name": "loadBalancer.name", "address": "loadBalancer.address", "vip": "loadBalancer.vip",
         "registrationAddress": "cluster.hostname / loadBalancer (registration address)",
@@ -490,6 +490,18 @@ def build(preview: dict, policy_events: Iterable[dict] = (), stack: str = "",
     for h in live_hosts:
         reach = set().union(*(ancestors.get(k, set()) for k in kids_of[h]))
         host_deps[h] = {o for o in live_hosts if o != h and reach & kids_of[o]}
+    # Agent batches take turns on the host (upgrade-node.sh ACTION=turn), not through
+    # dependencies: a replaced `<agent>-upgrade-turn` (a version change) waits for the nodes
+    # named in the agent's upgradeAfter; a created one (a new agent) passes at once.
+    node_host = {}
+    for h in live_hosts:
+        name = _host_inputs(by_urn, old_res, h).get("nodeName")
+        if isinstance(name, str):
+            node_host[name] = h
+    for h in live_hosts:
+        if any(s.name.endswith("-upgrade-turn") and s.op == "replace" for s in children[h]):
+            after = _host_inputs(by_urn, old_res, h).get("upgradeAfter") or []
+            host_deps[h] |= {node_host[n] for n in after if isinstance(n, str) and n in node_host}
     stage: dict[str, int] = {}
 
     def stage_of(h: str, seen: frozenset = frozenset()) -> int:
@@ -514,8 +526,7 @@ def build(preview: dict, policy_events: Iterable[dict] = (), stack: str = "",
     totals = Totals()
     live_addresses = set()
     for u in live_hosts:
-        inputs = (by_urn[u].new.get("inputs") if u in by_urn and by_urn[u].new else
-                  (old_res.get(u) or {}).get("inputs")) or {}
+        inputs = _host_inputs(by_urn, old_res, u)
         if isinstance(inputs.get("address"), str):
             live_addresses.add(inputs["address"])
     for h in host_urns:
@@ -651,6 +662,13 @@ def build(preview: dict, policy_events: Iterable[dict] = (), stack: str = "",
 # Rendering
 
 _OP_MARK = {"create": "+", "update": "~", "replace": "+-", "delete": "-", "same": " "}
+
+
+def _host_inputs(by_urn: dict, old_res: dict, urn: str) -> dict:
+    """A host component's registered props: as this preview registers them, else as deployed."""
+    if urn in by_urn and by_urn[urn].new:
+        return by_urn[urn].new.get("inputs") or {}
+    return (old_res.get(urn) or {}).get("inputs") or {}
 
 
 def _stage_text(hp: HostPlan) -> str:

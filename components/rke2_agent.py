@@ -33,9 +33,11 @@ class RKE2AgentArgs:
     """What must be ready before the registration check (the last server, the load balancer)."""
     upgrade_guard: pulumi.Resource | None = None
     """servers[0]'s upgrade guard: runs before anything here."""
-    upgrade_after: Sequence[pulumi.Resource] = ()
-    """The previous agent batch's readiness (cluster.upgrade.agentBatch): this agent's drain and
-    install wait for it, so a new version reaches the agents batch by batch."""
+    batch_index: int = 0
+    """This agent's batch (cluster.upgrade.agentBatch), from 0."""
+    previous_batch: Sequence[str] = ()
+    """Node names of the batch before: on a version change this agent's drain and install wait,
+    on servers[0], until they have finished (upgrade.turn_step)."""
 
 
 class RKE2Agent(pulumi.ComponentResource):
@@ -54,6 +56,7 @@ class RKE2Agent(pulumi.ComponentResource):
             "retainOnDestroy": cluster.retain_on_destroy, "profile": cfg.get("profile"),
             "systemDefaultRegistry": cfg.get("system-default-registry"),
             "registryMirrors": sorted(stack.registries.mirrors) if stack.registries else [],
+            "upgradeAfter": list(args.previous_batch),
         }
         super().__init__("rke2:index:RKE2Agent", name, props, opts)
         host = args.host
@@ -78,10 +81,12 @@ class RKE2Agent(pulumi.ComponentResource):
         token_file = file_step(f"{name}-token", host, render.TOKEN_CONFIG_PATH,
                                    pulumi.Output.secret(args.token).apply(render.token_yaml),
                                    opts=after(preflight), secret=True)
-        # Agents after every server, batch after batch, each drained first (from a server).
-        turn = [*args.join_after, *args.upgrade_after]
-        drain = upgrade.drain_step(node.name, args.checker, cluster, opts=after(preflight, *turn))
-        install = install_step(name, host, cluster, "agent", opts=after(config, drain, *turn))
+        # Agents after every server, batch after batch (taking turns on servers[0]), each
+        # drained first (from a server).
+        turn = upgrade.turn_step(node.name, args.checker, cluster, cluster.cni, args.batch_index,
+                                 list(args.previous_batch), opts=after(preflight, *args.join_after))
+        drain = upgrade.drain_step(node.name, args.checker, cluster, opts=after(preflight, turn, *args.join_after))
+        install = install_step(name, host, cluster, "agent", opts=after(config, drain, turn, *args.join_after))
         cis = node_prep.cis_step(name, host, cluster, "agent", cfg.get("profile"), opts=after(install))
         service = step(f"{name}-service", host, "service.sh",
                        values={"UNIT": "rke2-agent", "ACTION": "restart",

@@ -7,8 +7,13 @@ rke2_agent.py):
     <servers[0]>-upgrade-guard      refuse a downgrade / skipped minor / unhealthy cluster, snapshot
     server i: install -> service (restart) -> san-refresh -> <server>-upgrade-ready
     server i+1: install waits for server i's upgrade-ready (one server at a time)
-    agents, batch k: <agent>-upgrade-drain -> install -> service -> <agent>-upgrade-ready
-    batch k+1 waits for every upgrade-ready of batch k
+    agents, batch k: <agent>-upgrade-turn -> <agent>-upgrade-drain -> install -> service
+                     -> <agent>-upgrade-ready
+    batch k+1's upgrade-turn waits, on servers[0], until every node of batch k is done
+
+The batches take turns on the host, not through the engine's dependencies: a dependency would
+also make a first install (or a new agent) wait batch after batch, while the host-side turn
+passes at once for nodes that were never registered.
 
 On a new stack the same steps are created: the guard sees no RKE2 and passes, a drain finds
 no Node and does nothing, a ready gate only waits for the Node.
@@ -45,6 +50,24 @@ def ready_step(node_name: str, checker: HostAccess, cluster: ClusterConfig, cni:
                 values={"NODE": node_name, "TARGET": cluster.version, "ACTION": "ready",
                         "TIMEOUT": cluster.ready_timeout_seconds, "GRACE": -1,
                         "REQUIRE_READY": _require_ready(cni)},
+                update_values={"ACTION": "check"},
+                triggers=[cluster.version], opts=opts)
+
+
+def turn_step(node_name: str, checker: HostAccess, cluster: ClusterConfig, cni: str | None,
+              batch_index: int, previous_batch: list[str],
+              opts: pulumi.ResourceOptions) -> remote.Command | None:
+    """`<agent>-upgrade-turn`: on servers[0], waits until the nodes of the batch before have
+    finished their upgrade (upgrade-node.sh ACTION=turn); None for the first batch."""
+    if not previous_batch:
+        return None
+    up = cluster.upgrade
+    # Every batch before this one goes through its drain and its Ready gate first.
+    per_batch = (up.drain_timeout_seconds if up.drain else 0) + cluster.ready_timeout_seconds
+    return step(f"{node_name}-upgrade-turn", checker, "upgrade-node.sh",
+                values={"NODE": node_name, "TARGET": cluster.version, "ACTION": "turn",
+                        "AFTER": " ".join(previous_batch), "TIMEOUT": batch_index * per_batch,
+                        "GRACE": -1, "REQUIRE_READY": _require_ready(cni)},
                 update_values={"ACTION": "check"},
                 triggers=[cluster.version], opts=opts)
 

@@ -5,25 +5,61 @@
 #   ready  after the node's restart: wait until the Node is Ready (unless REQUIRE_READY=0: cni
 #          none, where Nodes stay NotReady until the user's CNI runs) with a kubelet of TARGET's
 #          Kubernetes version, then uncordon it when its marker says the drain cordoned it.
+#   turn   before the drain of an agent in a later batch: wait until every node of the batch
+#          before (AFTER) has finished: not registered (a first install, where every batch
+#          starts at once), or at TARGET's Kubernetes version, Ready (unless REQUIRE_READY=0)
+#          and no longer cordoned by its drain. Batches are taken in turn here, on the host,
+#          not by the engine's dependencies, so a first install joins all agents in parallel.
 #   check  any other update (a new address): changes nothing.
 # Drain flags as `kubectl drain` names them: --ignore-daemonsets, --delete-emptydir-data
 # (pods with local emptyDir data), --force (pods without a controller), --grace-period GRACE
 # (-1: each pod's own), --timeout TIMEOUT; a drain that does not finish fails the step and
 # stops the rollout with the node cordoned (the next `pulumi up` drains it again).
 # host-effect: drain if created and ACTION=drain; nothing
-# In: NODE, TARGET (cluster.version), ACTION (drain|ready|check), TIMEOUT, GRACE, REQUIRE_READY (1|0).
+# In: NODE, TARGET (cluster.version), ACTION (drain|ready|turn|check), TIMEOUT, GRACE, REQUIRE_READY (1|0),
+# AFTER (turn only: space-separated node names of the batch before).
 MARKS=/var/lib/rke2-rancher/upgrade-cordoned
 
 k8s_part() { printf '%s\n' "${1%%+*}"; }
 
-node_field() {  # jsonpath
-  kubectl_local get node "$NODE" -o "jsonpath=$1"
+node_field() {  # jsonpath [node]
+  kubectl_local get node "${2:-$NODE}" -o "jsonpath=$1"
+}
+
+# Why node $1 is still in its upgrade ("" when it is done or was never registered).
+upgrading() {
+  kubelet=$(node_field '{.status.nodeInfo.kubeletVersion}' "$1" 2>/dev/null) || return 0
+  if [ "$(k8s_part "$kubelet")" != "$(k8s_part "$TARGET")" ]; then
+    echo "kubelet $kubelet"
+  elif [ -f "$MARKS/$1" ]; then
+    echo "drained, not yet uncordoned"
+  elif [ "$REQUIRE_READY" = 1 ] &&
+       [ "$(node_field '{.status.conditions[?(@.type=="Ready")].status}' "$1" 2>/dev/null)" != True ]; then
+    echo "not Ready"
+  fi
 }
 
 case $ACTION in
   check)
     log "node $NODE: nothing to do on an update"
     echo checked
+    ;;
+  turn)
+    deadline=$(( $(date +%s) + TIMEOUT ))
+    while :; do
+      waiting=""
+      for other in $AFTER; do
+        why=$(upgrading "$other")
+        [ -z "$why" ] || waiting="$waiting $other ($why)"
+      done
+      [ -n "$waiting" ] || break
+      [ "$(date +%s)" -lt "$deadline" ] ||
+        fail "the batch before $NODE did not finish its upgrade to $TARGET within ${TIMEOUT}s:$waiting"
+      log "$NODE waits for the batch before it:$waiting"
+      sleep 3
+    done
+    log "$NODE: the batch before it is done, its turn"
+    echo turn
     ;;
   drain)
     if ! kubelet=$(node_field '{.status.nodeInfo.kubeletVersion}' 2>/dev/null); then

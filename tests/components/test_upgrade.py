@@ -8,6 +8,7 @@ snapshot before any host changes and agents in batches of cluster.upgrade.agentB
 """
 
 import math
+import shlex
 
 import pytest
 
@@ -29,6 +30,13 @@ def expected_batches(batch: str, n: int) -> list[list[str]]:
     size = int(batch) if not batch.endswith("%") else math.floor(n * int(batch[:-1]) / 100)
     size = min(max(size, 1), n)
     return [AGENTS[i:i + size] for i in range(0, n, size)]
+
+
+def assigned(command: str, key: str) -> str:
+    """The value a step's script assigns to `key` (a `bash -c '<script>' ...` command line)."""
+    script = shlex.split(command)[2]
+    [line] = [ln for ln in script.splitlines() if ln.startswith(f"{key}=")]
+    return shlex.split(line[len(key) + 1:])[0]
 
 
 @pytest.fixture(scope="module")
@@ -71,22 +79,39 @@ def test_servers_get_the_new_release_one_at_a_time(two_per_batch):
 
 
 @pytest.mark.parametrize("batch", ["1", "2", "3", "10%", "40%", "60%", "100%"])
-def test_agents_after_every_server_in_batches(batch):
+def test_agents_after_every_server_in_batches_that_take_turns_on_the_first_server(batch):
     ev = ha(agentBatch=batch)
     batches = expected_batches(batch, len(AGENTS))
     for k, members in enumerate(batches):
         for a in members:
             assert ev.depends_on(f"{a}-install", "rke2-server-3-upgrade-ready")
             assert ev.depends_on(f"{a}-install", f"{a}-upgrade-drain")
-            for other in members:
+            # No engine dependency between agents: a first install joins them all at once.
+            for other in AGENTS:
                 if other != a:
-                    assert not ev.depends_on(f"{a}-install", f"{other}-upgrade-ready"), \
-                        f"{a} and {other} share batch {k}"
-            for earlier in (batches[k - 1] if k else []):
-                assert ev.depends_on(f"{a}-upgrade-drain", f"{earlier}-upgrade-ready"), \
-                    f"{a} (batch {k}) drains after {earlier} is Ready"
-            for later in (batches[k + 1] if k + 1 < len(batches) else []):
-                assert not ev.depends_on(f"{a}-install", f"{later}-install")
+                    assert not ev.depends_on(f"{a}-install", f"{other}-upgrade-ready"), (a, other)
+                    assert not ev.depends_on(f"{a}-upgrade-drain", f"{other}-service"), (a, other)
+            turn = f"{a}-upgrade-turn"
+            if k == 0:
+                assert turn not in ev.names(), f"{a} is in the first batch: nothing to wait for"
+                continue
+            # On a version change the batch before must be done: waited for on servers[0].
+            t = ev.by_name(turn)
+            assert t.input("connection")["host"] == "10.20.0.11"
+            assert t.input("triggers") == ["v1.33.5+rke2r1"]
+            create = t.input("create")
+            assert "ACTION=turn" in create and f"NODE={a}" in create
+            assert assigned(create, "AFTER") == " ".join(batches[k - 1]), create
+            assert "ACTION=check" in t.input("update")
+            assert ev.depends_on(f"{a}-upgrade-drain", turn) and ev.depends_on(f"{a}-install", turn)
+
+
+def test_turn_timeout_covers_every_batch_before(two_per_batch):
+    ev = ha(agentBatch=2, drainTimeoutSeconds=120)
+    ready_timeout = RAW["cluster"].get("readyTimeoutSeconds", 600)
+    for k, members in enumerate(expected_batches("2", len(AGENTS))[1:], 1):
+        for a in members:
+            assert f"TIMEOUT={k * (120 + ready_timeout)}" in ev.by_name(f"{a}-upgrade-turn").input("create")
 
 
 def test_each_agent_is_drained_from_the_first_server_then_waited_for(two_per_batch):
@@ -107,7 +132,8 @@ def test_each_agent_is_drained_from_the_first_server_then_waited_for(two_per_bat
 def test_no_drain_steps_when_draining_is_off():
     ev = ha(drain=False)
     assert not [n for n in ev.names("command:remote:Command") if n.endswith("-upgrade-drain")]
-    assert ev.depends_on("rke2-agent-2-install", "rke2-agent-1-upgrade-ready")  # batches stay
+    assert ev.depends_on("rke2-agent-2-install", "rke2-agent-2-upgrade-turn")  # batches stay
+    assert assigned(ev.by_name("rke2-agent-2-upgrade-turn").input("create"), "AFTER") == "rke2-agent-1"
 
 
 def test_cni_none_gates_on_the_kubelet_only(two_per_batch):
@@ -124,7 +150,8 @@ def test_a_version_change_replaces_exactly_the_upgrade_steps_and_reinstalls(two_
                  if r.custom and r.input("triggers") != two_per_batch.by_name(r.name).input("triggers")}
     nodes = SERVERS + AGENTS
     assert triggered == ({GUARD} | {f"{n}-service" for n in nodes} | {f"{n}-upgrade-ready" for n in nodes}
-                         | {f"{a}-upgrade-drain" for a in AGENTS})
+                         | {f"{a}-upgrade-drain" for a in AGENTS}
+                         | {f"{a}-upgrade-turn" for a in AGENTS[2:]})
     for n in nodes:
         assert after.by_name(f"{n}-install").input("create") != two_per_batch.by_name(f"{n}-install").input("create")
         assert after.by_name(f"{n}-preflight").input("create") == two_per_batch.by_name(f"{n}-preflight").input("create")

@@ -296,3 +296,49 @@ def test_ready_on_a_first_install_only_waits(sandbox: Sandbox):
     res = sandbox.run("upgrade-node.sh", NODE=NODE, ACTION="ready", TIMEOUT=5)
     assert res.returncode == 0 and res.stdout == "ready\n", res
     assert not kubectl_writes(sandbox)
+
+
+# -- upgrade-node.sh ACTION=turn: agent batches take turns on servers[0] -----------------
+
+def turn(sb: Sandbox, after: str, timeout: int = 1, **extra):
+    return sb.run("upgrade-node.sh", NODE="rke2-agent-3", TARGET="v1.33.5+rke2r1", ACTION="turn",
+                  AFTER=after, TIMEOUT=timeout, **extra)
+
+
+def test_turn_on_a_first_install_passes_at_once(sandbox: Sandbox):
+    # The batch before has not registered yet (every agent of a new stack starts together).
+    cluster(sandbox, "v1.33.5+rke2r1", nodes={"rke2-server-1": "True"})
+    res = turn(sandbox, "rke2-agent-1 rke2-agent-2", timeout=0)
+    assert res.returncode == 0 and res.stdout == "turn\n", res
+    assert not kubectl_writes(sandbox)
+
+
+def test_turn_waits_until_the_batch_before_is_upgraded_ready_and_uncordoned(sandbox: Sandbox):
+    cluster(sandbox, "v1.32.9+rke2r1", nodes={"rke2-agent-1": "True", "rke2-agent-2": "True"})
+    res = turn(sandbox, "rke2-agent-1 rke2-agent-2")
+    assert res.returncode != 0, res
+    assert "rke2-agent-1 (kubelet v1.32.9+rke2r1)" in res.stderr and "rke2-agent-2 (kubelet v1.32.9+rke2r1)" in res.stderr, res
+    # rke2-agent-1 done; rke2-agent-2 drained (marked) and restarted on the new kubelet, not Ready.
+    sandbox.write("/stubstate/kubelet/rke2-agent-1", "v1.33.5+rke2r1")
+    sandbox.write(f"{MARKS}/rke2-agent-2", "v1.33.5+rke2r1")
+    sandbox.write("/stubstate/kubelet/rke2-agent-2", "v1.33.5+rke2r1")
+    res = turn(sandbox, "rke2-agent-1 rke2-agent-2")
+    assert res.returncode != 0 and "rke2-agent-2 (drained, not yet uncordoned)" in res.stderr, res
+    assert "rke2-agent-1 (" not in res.stderr, res
+    sandbox.path(f"{MARKS}/rke2-agent-2").unlink()
+    sandbox.write("/stubstate/nodes/rke2-agent-2", "False")
+    res = turn(sandbox, "rke2-agent-1 rke2-agent-2")
+    assert res.returncode != 0 and "rke2-agent-2 (not Ready)" in res.stderr, res
+    res = turn(sandbox, "rke2-agent-1 rke2-agent-2", REQUIRE_READY=0)  # cni: none
+    assert res.returncode == 0 and res.stdout == "turn\n", res
+    sandbox.write("/stubstate/nodes/rke2-agent-2", "True")
+    res = turn(sandbox, "rke2-agent-1 rke2-agent-2")
+    assert res.returncode == 0 and res.stdout == "turn\n", res
+    assert not kubectl_writes(sandbox)  # waiting changes nothing
+
+
+def test_turn_names_the_timeout_and_the_nodes_it_waited_for(sandbox: Sandbox):
+    cluster(sandbox, "v1.32.9+rke2r1", nodes={"rke2-agent-1": "True"})
+    res = turn(sandbox, "rke2-agent-1", timeout=2)
+    assert res.returncode != 0, res
+    assert "the batch before rke2-agent-3 did not finish its upgrade to v1.33.5+rke2r1 within 2s" in res.stderr, res
