@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from tests.lab import netlab
@@ -34,7 +36,14 @@ REPO = Path(__file__).resolve().parents[2]
 # Minimal, plus what RKE2's install/killall/uninstall scripts call (tar, gzip, iptables,
 # kmod for modprobe, util-linux is in minbase).
 BASE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "curl",
-                 "ca-certificates", "procps", "tar", "gzip", "kmod", "iptables")
+                 "ca-certificates", "procps", "tar", "gzip", "kmod", "iptables", "python3")
+# rke2-standin (the lab's RKE2 stand-in, a Python program) needs these in the host; Debian
+# bookworm's python3-cryptography (38) lacks APIs it uses, so they come from PyPI at the
+# project's own pins (requirements.txt) into /opt/rk2lab/python-site, on python3's path.
+STANDIN_PYTHON_PACKAGES = ("cryptography", "pyyaml")
+STANDIN_SITE = "/opt/rk2lab/python-site"
+# Kernel parameters a host may own privately (add_systemd_host(private_kernel_params=...)).
+PRIVATE_PARAMS_SCRIPT = "/usr/local/lib/rk2lab/private-kernel-params.sh"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
 
@@ -54,10 +63,23 @@ def nspawn_unavailable_reason() -> str | None:
     return None
 
 
+def _python_pins() -> list[str]:
+    """`name==version` for STANDIN_PYTHON_PACKAGES, as requirements.txt pins them."""
+    pins = {}
+    for line in (REPO / "requirements.txt").read_text().splitlines():
+        name, sep, version = line.split("#")[0].strip().partition("==")
+        if sep:
+            pins[name.lower()] = f"{name}=={version}"
+    missing = [p for p in STANDIN_PYTHON_PACKAGES if p not in pins]
+    if missing:
+        raise LabError(f"requirements.txt pins none of {missing}")
+    return [pins[p] for p in STANDIN_PYTHON_PACKAGES]
+
+
 def base_dir(suite: str | None = None, mirror: str | None = None) -> Path:
     suite = suite or _pin("DEBIAN_SUITE")
     mirror = mirror or os.environ.get("RK2LAB_DEBIAN_MIRROR", DEFAULT_MIRROR)
-    key = hashlib.sha256("\n".join([suite, mirror, *BASE_PACKAGES]).encode()).hexdigest()[:12]
+    key = hashlib.sha256("\n".join([suite, mirror, *BASE_PACKAGES, *_python_pins()]).encode()).hexdigest()[:12]
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return cache / "rke2-rancher" / "lab-base" / key
 
@@ -87,6 +109,7 @@ def ensure_base(suite: str | None = None, mirror: str | None = None,
             if res.returncode != 0:
                 raise LabError(f"debootstrap failed: {log.read_text()[-2000:]}")
             root = stage / "rootfs"
+            _install_standin_python(root, log)
             # Every host gets its own machine-id and ssh host key in its upper layer.
             (root / "etc/machine-id").write_text("")
             for key in root.glob("etc/ssh/ssh_host_*"):
@@ -106,14 +129,80 @@ def ensure_base(suite: str | None = None, mirror: str | None = None,
     return dest / "rootfs"
 
 
+def _install_standin_python(root: Path, log: Path) -> None:
+    """Wheels for the host's python3 (bookworm: CPython 3.11, glibc 2.36) into STANDIN_SITE."""
+    site = root / STANDIN_SITE.lstrip("/")
+    with open(log, "a") as f:
+        res = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+             "--no-compile", "--target", str(site), "--only-binary=:all:", "--python-version", "3.11",
+             "--implementation", "cp", "--platform", "manylinux_2_34_x86_64",
+             "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux2014_x86_64",
+             *_python_pins()], stdout=f, stderr=subprocess.STDOUT)
+    if res.returncode != 0:
+        raise LabError(f"pip install into the lab base failed: {log.read_text()[-2000:]}")
+    (root / "usr/lib/python3/dist-packages/rk2lab-site.pth").write_text(STANDIN_SITE + "\n")
+
+
+# A lab-only boot step, not part of the product: hosts share this machine's kernel, so
+# /proc/sys is read-only in them. A host that must own some kernel parameters (the CIS
+# profile sets four) gets private copies: plain files in /run (so a reboot resets them, as a
+# kernel would) bound over /proc/sys/..., then systemd-sysctl applies /etc/sysctl.d as at a
+# real boot (its own unit is skipped here: ConditionPathIsReadWrite=/proc/sys/).
+_PRIVATE_PARAMS_UNIT = """[Unit]
+Description=rk2lab: private copies of kernel parameters (lab only; hosts share one kernel)
+DefaultDependencies=no
+Before=sysinit.target systemd-sysctl.service
+After=systemd-remount-fs.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart={script} {params}
+ExecStart=-/lib/systemd/systemd-sysctl
+
+[Install]
+WantedBy=sysinit.target
+"""
+_PRIVATE_PARAMS_SH = """#!/bin/sh
+# rk2lab (lab only): bind a private, writable copy of each named kernel parameter over its
+# /proc/sys file, starting from this machine's value.
+set -eu
+mkdir -p /run/rk2lab/kernel-params
+for p in "$@"; do
+  path=/proc/sys/$(printf '%s' "$p" | tr . /)
+  copy=/run/rk2lab/kernel-params/$p
+  cat "$path" > "$copy"
+  mount --bind "$copy" "$path"
+done
+"""
+
+
+# systemd's catalog ids of the messages PID 1 logs about units (systemd src/systemd/sd-messages.h,
+# SD_MESSAGE_UNIT_*; the same ids are in the host's /usr/lib/systemd/catalog/systemd.catalog,
+# checked by tests/lab_selftest/test_systemd_hosts.py).
+UNIT_MESSAGE_IDS = {
+    "7d4958e842da4a758f6c1cdc7b36dcc5": "spawn",         # UNIT_STARTING
+    "39f53479d3a045ac8e11786248231fbf": "ready",         # UNIT_STARTED
+    "de5b426a63be47a7b6ac3eaac82e2f6f": "stop",          # UNIT_STOPPING
+    "9d1aaa27d60140bd96365438aad20286": "stopped",       # UNIT_STOPPED
+    "98e322203f7a4ed290d09fe03c09fe15": "exit",          # UNIT_PROCESS_EXIT
+    "d9b373ed55a64feb8242e02dbe79a49c": "failed",        # UNIT_RESULT
+    "5eb03494b6584870a536b337290809b3": "auto-restart",  # UNIT_RESTART_SCHEDULED
+}
+
+
 class SystemdHost(netlab.Host):
     """A lab host running a real Debian with systemd as PID 1 (see the module docstring).
     `exec` runs commands inside the container (nsenter into PID 1's namespaces)."""
 
     def __init__(self, lab, name, address, index, base: Path,
-                 binds_ro: tuple[tuple[str, str], ...] = ()):
+                 binds_ro: tuple[tuple[str, str], ...] = (),
+                 private_kernel_params: tuple[str, ...] = ()):
         super().__init__(lab, name, address, index)
         self.base = base
+        #: kernel parameters this host owns (see _PRIVATE_PARAMS_UNIT); others are read-only
+        self.private_kernel_params = tuple(private_kernel_params)
         #: (path on this machine, path in the host) bound read-only at every boot
         self.binds_ro = tuple((str(a), str(b)) for a, b in binds_ro)
         self.merged = self.dir / "merged"
@@ -161,6 +250,18 @@ class SystemdHost(netlab.Host):
         (root / "etc/ssh/sshd_config.d/lab.conf").write_text(
             "HostKey /etc/ssh/ssh_host_ed25519_key\n")
         shutil.copy(self.lab.hosts_file, root / "etc/hosts")
+        if self.private_kernel_params:
+            script = root / PRIVATE_PARAMS_SCRIPT.lstrip("/")
+            script.parent.mkdir(parents=True, exist_ok=True)
+            script.write_text(_PRIVATE_PARAMS_SH)
+            script.chmod(0o755)
+            unit = root / "etc/systemd/system/rk2lab-private-kernel-params.service"
+            unit.write_text(_PRIVATE_PARAMS_UNIT.format(
+                script=PRIVATE_PARAMS_SCRIPT, params=" ".join(self.private_kernel_params)))
+            wants = root / "etc/systemd/system/sysinit.target.wants"
+            wants.mkdir(parents=True, exist_ok=True)
+            (wants / unit.name).unlink(missing_ok=True)
+            (wants / unit.name).symlink_to(f"/etc/systemd/system/{unit.name}")
 
     def _boot(self, timeout: float = 60) -> None:
         _run(["mount", "-t", "overlay", "overlay", "-o",
@@ -290,17 +391,43 @@ class SystemdHost(netlab.Host):
     def journal(self, unit: str) -> str:
         return self.exec(f"journalctl --no-pager -o short-iso -u {unit}")[1]
 
+    def service_events(self, unit: str | None = None) -> list[dict]:
+        """Unit life as systemd (PID 1) logs it in the journal, in netlab.Host.service_events's
+        form (time, event, unit, detail): spawn (Starting: a start, by a verb or Restart=),
+        ready (Started: for Type=notify, after READY=1), stop (Stopping), stopped, exit (the
+        main process exited), failed, auto-restart (Restart= scheduled). Only messages about a
+        unit; journald keeps them across reboots of the host (persistent /var/log/journal)."""
+        if unit and "." not in unit:
+            unit += ".service"
+        match = f"UNIT={unit}" if unit else ""
+        rc, out, err = self.exec(f"journalctl --no-pager -o json _PID=1 {match}", timeout=60)
+        if rc != 0 and "No entries" not in err:
+            raise LabError(f"host {self.name}: journalctl: {err}")
+        events = []
+        for line in out.splitlines():
+            rec = json.loads(line)
+            event = UNIT_MESSAGE_IDS.get(rec.get("MESSAGE_ID", ""))
+            if event is None or not rec.get("UNIT"):
+                continue
+            when = datetime.fromtimestamp(int(rec["__REALTIME_TIMESTAMP"]) / 1e6, timezone.utc)
+            events.append({"time": when.isoformat().replace("+00:00", "Z"), "event": event,
+                           "unit": rec["UNIT"], "detail": rec.get("MESSAGE", "")})
+        return events
+
 
 def add_systemd_host(lab, name: str, address: str, register_name: bool = True,
                      base: Path | None = None,
-                     binds_ro: tuple[tuple[str, str], ...] = ()) -> SystemdHost:
+                     binds_ro: tuple[tuple[str, str], ...] = (),
+                     private_kernel_params: tuple[str, ...] = ()) -> SystemdHost:
     """Like `Lab.add_host`, but the host is a real Debian booted with systemd. `binds_ro`:
-    (path here, path in the host) pairs bound read-only (e.g. the lab parts' bin dir)."""
+    (path here, path in the host) pairs bound read-only (e.g. the lab parts' bin dir).
+    `private_kernel_params`: kernel parameters (sysctl names) this host may set for itself."""
     if not lab._started or lab._closed:
         raise LabError("lab is not running")
     if name in lab.hosts:
         raise LabError(f"host {name} exists")
-    host = SystemdHost(lab, name, address, len(lab.hosts) + 1, base or ensure_base(), binds_ro)
+    host = SystemdHost(lab, name, address, len(lab.hosts) + 1, base or ensure_base(), binds_ro,
+                       private_kernel_params)
     lab.hosts[name] = host
     if register_name:
         lab.set_host_entry(name, address)

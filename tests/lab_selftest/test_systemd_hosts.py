@@ -92,3 +92,54 @@ def test_lab_close_powers_systemd_hosts_off_in_order(base):
         print(f"Lab.close with one systemd host: {elapsed:.1f}s")
     finally:
         shutil.rmtree(lab.dir, ignore_errors=True)
+
+
+def test_python_for_the_standin_at_the_project_pins(lab, base):
+    # rke2-standin runs on the host's python3 with cryptography and PyYAML at requirements.txt's pins.
+    host = add_systemd_host(lab, "sysd5", "10.77.0.25", base=base)
+    pins = dict(line.split("==") for line in open("requirements.txt").read().split()
+                if line.split("==")[0] in ("cryptography", "pyyaml"))
+    out = ok(host, "python3 -c 'import cryptography, yaml; print(cryptography.__version__, yaml.__version__)'")
+    assert out.split() == [pins["cryptography"], pins["pyyaml"]], out
+
+
+def test_private_kernel_parameters_are_writable_and_reset_at_reboot(lab, base):
+    # Kernel parameters as procps sysctl(8) and RKE2 read them (rancher/rke2
+    # pkg/cli/cmds/profile_linux.go sysctl(): /proc/sys/<path>, newline-terminated integer).
+    machine = open("/proc/sys/kernel/panic").read()
+    host = add_systemd_host(lab, "sysd6", "10.77.0.26", base=base,
+                            private_kernel_params=("kernel.panic", "vm.overcommit_memory"))
+    assert ok(host, "cat /proc/sys/kernel/panic") == machine
+    ok(host, "sysctl -w kernel.panic=10")
+    assert ok(host, "sysctl -n kernel.panic").strip() == "10"
+    assert ok(host, "cat /proc/sys/kernel/panic") == "10\n"
+    assert open("/proc/sys/kernel/panic").read() == machine, "the machine's own kernel must not change"
+    rc, _, err = host.ssh("sysctl -w kernel.panic_on_oops=1")  # not private: read-only as before
+    assert rc != 0, err
+    # A file in /etc/sysctl.d is applied at boot, as systemd-sysctl does on a real host.
+    ok(host, "echo 'vm.overcommit_memory = 1' > /etc/sysctl.d/90-lab.conf")
+    host.reboot()
+    assert ok(host, "cat /proc/sys/kernel/panic") == machine  # a reboot resets the kernel
+    assert ok(host, "sysctl -n vm.overcommit_memory").strip() == "1"
+
+
+def test_service_events_from_the_journal(lab, base):
+    host = add_systemd_host(lab, "sysd7", "10.77.0.27", base=base)
+    # The catalog ids we map are systemd's own (the host's catalog names each one).
+    from tests.lab.systemd_hosts import UNIT_MESSAGE_IDS
+    catalog = ok(host, "cat /usr/lib/systemd/catalog/systemd.catalog")
+    for mid in UNIT_MESSAGE_IDS:
+        assert f"-- {mid}" in catalog, mid
+    ok(host, "cat > /etc/systemd/system/evt.service <<'U'\n[Service]\nType=notify\nNotifyAccess=all\n"
+             "Restart=on-failure\nRestartSec=1\n"
+             "ExecStart=/bin/sh -c 'systemd-notify --ready; if [ -f /run/evt-fail ]; then rm /run/evt-fail; exit 3; fi; exec sleep infinity'\nU\n"
+             "systemctl daemon-reload && systemctl start evt")
+    ok(host, "systemctl restart evt")
+    ok(host, "touch /run/evt-fail && systemctl restart evt; sleep 3")
+    events = [e["event"] for e in host.service_events("evt")]
+    assert events[:2] == ["spawn", "ready"], events
+    assert events[2:6] == ["stop", "stopped", "spawn", "ready"], events  # systemctl restart
+    assert "exit" in events and "auto-restart" in events, events          # Restart=on-failure
+    assert events[-2:] == ["spawn", "ready"], events
+    assert {e["unit"] for e in host.service_events("evt")} == {"evt.service"}
+    assert all(e["time"].endswith("Z") for e in host.service_events())
