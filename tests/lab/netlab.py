@@ -9,13 +9,11 @@ Layout (everything exists only on this machine and is removed by `Lab.close()`):
   naming no reachable DNS server (names resolve through the hosts file only). The root
   network namespace of this machine is never changed, so several labs can run at once.
 - netns ``rk2lab-<id>-<host>`` per host: ``eth0`` (veth into the bridge) with its address
-  and a default route via the gateway; a holder process (hostinit.py) in private UTS and
-  mount namespaces. /etc, /var, /usr and /opt are overlays whose upper layer is
-  ``host.root/<dir>``; /root, /run and /tmp are fresh private directories (the lab's Python
-  stays visible); /proc/sys (except net) and /sys are read-only; /etc/hosts and
-  /etc/resolv.conf are the lab's. sshd accepts `LANG LC_*` only, like Debian's. Inside,
-  /usr/bin/systemctl and journalctl are the lab's service-manager stand-in and
-  /usr/sbin/modprobe a no-op (kernel modules are shared with this machine).
+  and a default route via the gateway; in it, a real Debian booted with systemd
+  (systemd-nspawn, tests/lab/systemd_hosts.py): real systemctl, journald, sshd as
+  ssh.service (Debian's `AcceptEnv LANG LC_*`), /etc/hosts bound from the lab's hosts file.
+  This module owns the network and the host API common to every host (ssh, files, address
+  moves, the command log); systemd_hosts.py owns the container.
 
 - private segments (`Lab.add_segment`): netns ``rk2lab-<id>-seg-<name>`` holding only a
   bridge, no address and no process. Hosts created on a segment (`add_host(...,
@@ -46,11 +44,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-HOSTTOOLS = HERE / "hosttools"
 BRIDGE = "rk2lab0"
 OVERLAY_DIRS = ("/etc", "/var", "/usr", "/opt")
-# Fresh private directories, like a new machine's.
-PRIVATE_DIRS = (("root", 0o700), ("run", 0o755), ("tmp", 0o1777))
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Marks the lab's own ssh sessions (accepted by sshd's `AcceptEnv LC_*`, as on Debian), so
 # command counts can leave them out.
@@ -99,14 +94,26 @@ def _kill_netns(namespaces: list[str], spare: tuple[int, ...] = ()) -> None:
             return
 
 
-def _install_script(src: Path, dest: Path, python: str) -> None:
-    """Copy a lab tool into a host, pointing its shebang at the lab's Python."""
-    lines = src.read_text().splitlines(keepends=True)
-    if lines and lines[0].startswith("#!"):
-        lines[0] = f"#!{python}\n"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text("".join(lines))
-    dest.chmod(0o755)
+def logged_command_script(log: str) -> str:
+    """sshd ForceCommand: records each session's command (base64, one line) in `log` so tests
+    can count and inspect remote commands, then runs it exactly as sshd would have."""
+    return ("#!/bin/sh\n"
+            f'printf "%s %s %s\\n" "$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)" "${{{LAB_SSH_MARK}:-ext}}" '
+            f'"$(printf "%s" "${{SSH_ORIGINAL_COMMAND-}}" | base64 -w0)" >> {log}\n'
+            'if [ -n "${SSH_ORIGINAL_COMMAND+x}" ]; then exec "${SHELL:-/bin/sh}" -c "$SSH_ORIGINAL_COMMAND"; fi\n'
+            'exec "${SHELL:-/bin/sh}" -l\n')
+
+
+def parse_commands(text: str, include_lab: bool) -> list[tuple[str, str]]:
+    """(UTC timestamp, command) from a logged_command_script log, the lab's own sessions
+    left out unless `include_lab`."""
+    out = []
+    for line in text.splitlines():
+        ts, who, b64 = (line.split(" ") + ["", ""])[:3]
+        if who == "lab" and not include_lab:
+            continue
+        out.append((ts, base64.b64decode(b64).decode(errors="replace")))
+    return out
 
 
 class Segment:
@@ -136,171 +143,16 @@ class Host:
         self.netns = f"{lab.netns}-{name}"
         self.veth = f"v{index}"
         self.dir = lab.dir / "host" / name
-        #: Upper layers of the host's overlays plus its /run and /tmp, on this machine's
-        #: filesystem: every file the host created or changed is under here at the same
+        #: Upper layer of the host's root filesystem (an overlay on the Debian base): every
+        #: file the host created or changed outside /run and /tmp is under here at the same
         #: relative path (e.g. ``host.root / "etc/rancher/rke2/config.yaml"``).
         self.root = self.dir / "root"
         self.private_key_path: Path = lab.client_key
         self.host_public_key: str = ""
-        self._holder: subprocess.Popen | None = None
         #: The private segment eth0 is on (None: the lab LAN). Set by `Lab.add_host`.
         self.segment: Segment | None = None
 
-    # --- lifecycle ----------------------------------------------------------------------
-    def _prepare(self) -> None:
-        root, work = self.root, self.dir / "work"
-        for d in OVERLAY_DIRS:
-            (root / d[1:]).mkdir(parents=True)
-            (work / d[1:]).mkdir(parents=True)
-            # The upper directory's mode is what the host sees for the mount point.
-            os.chmod(root / d[1:], stat.S_IMODE(os.stat(d).st_mode))
-        for d, mode in PRIVATE_DIRS:
-            (root / d).mkdir()
-            os.chmod(root / d, mode)
-        # The host's /root starts as a fresh Debian root home, not this machine's.
-        for name, skel in ((".bashrc", "dot.bashrc"), (".profile", "dot.profile")):
-            src = Path("/usr/share/base-files") / skel
-            if src.exists():
-                shutil.copy(src, root / "root" / name)
-        lab_run = root / "run/rk2lab"
-        for d in ("run/rk2lab", "run/sshd", "run/systemd/system", "usr/bin", "usr/sbin"):
-            (root / d).mkdir(parents=True, exist_ok=True)
-        (root / "etc/hostname").write_text(self.name + "\n")
-        (root / "etc/machine-id").write_text(secrets.token_hex(16) + "\n")
-        py = self.lab.python
-        _install_script(HOSTTOOLS / "systemctl.py", root / "usr/bin/systemctl", py)
-        _install_script(HOSTTOOLS / "systemctl.py", root / "usr/bin/journalctl", py)
-        modprobe = root / "usr/sbin/modprobe"
-        modprobe.write_text(
-            "#!/bin/sh\n# Lab stub: kernel modules are shared with the machine running the lab.\n"
-            'echo "modprobe (lab stub): not loading $*" >&2\nexit 0\n')
-        modprobe.chmod(0o755)
-        key = lab_run / "ssh_host_ed25519_key"
-        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", self.name, "-f", str(key)])
-        self.host_public_key = " ".join(Path(f"{key}.pub").read_text().split()[:2])
-        shutil.copy(f"{self.lab.client_key}.pub", lab_run / "authorized_keys")
-        wrapper = lab_run / "logged-command"
-        # Records each session's command (base64, one line) so tests can count and inspect
-        # remote commands, then runs it exactly as sshd would have.
-        wrapper.write_text(
-            "#!/bin/sh\n"
-            f'printf "%s %s %s\\n" "$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)" "${{{LAB_SSH_MARK}:-ext}}" '
-            '"$(printf "%s" "${SSH_ORIGINAL_COMMAND-}" | base64 -w0)" >> /run/rk2lab/commands.log\n'
-            'if [ -n "${SSH_ORIGINAL_COMMAND+x}" ]; then exec "${SHELL:-/bin/sh}" -c "$SSH_ORIGINAL_COMMAND"; fi\n'
-            'exec "${SHELL:-/bin/sh}" -l\n')
-        wrapper.chmod(0o755)
-        (lab_run / "sshd_config").write_text(
-            "# Debian defaults where they matter to clients (AcceptEnv, sftp), plus lab paths.\n"
-            "Port 22\nListenAddress 0.0.0.0\n"
-            "HostKey /run/rk2lab/ssh_host_ed25519_key\nPidFile /run/rk2lab/sshd.pid\n"
-            "AuthorizedKeysFile /run/rk2lab/authorized_keys\nStrictModes no\n"
-            "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
-            "KbdInteractiveAuthentication no\nUsePAM no\nPrintMotd no\n"
-            "AcceptEnv LANG LC_*\nSubsystem sftp /usr/lib/openssh/sftp-server\n"
-            "LogLevel VERBOSE\nForceCommand /run/rk2lab/logged-command\n")
-        for f in ("commands.log", "sshd.log"):
-            (lab_run / f).touch()
-
-    def _start(self) -> None:
-        lab = self.lab
-        _ip("netns", "add", self.netns)
-        lab._manifest_add(self.netns)
-        _ip("-n", self.netns, "link", "set", "lo", "up")
-        seg = self.segment
-        link_ns, bridge = (seg.netns, seg.bridge) if seg else (lab.netns, BRIDGE)
-        _ip("-n", link_ns, "link", "add", self.veth, "type", "veth",
-            "peer", "name", "eth0", "netns", self.netns)
-        _ip("-n", link_ns, "link", "set", self.veth, "master", bridge, "up")
-        _ip("-n", self.netns, "addr", "add", f"{self.address}/{seg.prefixlen if seg else lab.prefixlen}",
-            "dev", "eth0")
-        _ip("-n", self.netns, "link", "set", "eth0", "up")
-        if seg is None:  # a segment has no gateway: its hosts reach only the segment
-            _ip("-n", self.netns, "route", "add", "default", "via", lab.gateway)
-        self._prepare()
-        cfg = {
-            "name": self.name, "root": str(self.root), "work": str(self.dir / "work"),
-            "overlay_dirs": list(OVERLAY_DIRS), "hosts_file": str(lab.hosts_file),
-            "resolv_conf": str(lab.resolv_conf),
-            "python_dirs": lab._python_dirs(), "stage": str(self.dir / "stage"),
-        }
-        errlog = open(self.dir / "hostinit.log", "ab")
-        self._holder = subprocess.Popen(
-            ["ip", "netns", "exec", self.netns, "unshare", "--uts", "--mount",
-             "--propagation", "private", "--", lab.python, str(HERE / "hostinit.py"),
-             json.dumps(cfg)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errlog,
-            start_new_session=True)
-        errlog.close()
-        line = self._holder.stdout.readline()
-        if line.strip() != b"ready":
-            self._holder.wait(timeout=10)
-            raise LabError(f"host {self.name}: init failed: "
-                           f"{(self.dir / 'hostinit.log').read_text()[-2000:]}")
-        self._wait_sshd_listening(0)
-
-    def close(self) -> None:
-        """Kill everything in the host, then delete its namespace. Idempotent."""
-        holder = self._holder.pid if self._holder else None
-        if _netns_exists(self.netns):
-            # Children first, so the holder (their subreaper) reaps them; then the holder.
-            _kill_netns([self.netns], spare=(holder,) if holder else ())
-        if self._holder is not None:
-            if self._holder.poll() is None:
-                self._holder.terminate()
-                try:
-                    self._holder.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    self._holder.kill()
-                    self._holder.wait(timeout=5)
-            if self._holder.stdout:
-                self._holder.stdout.close()
-            self._holder = None
-        if _netns_exists(self.netns):
-            _kill_netns([self.netns])
-            subprocess.run(["ip", "netns", "del", self.netns], capture_output=True)
-
-    @property
-    def holder_pid(self) -> int:
-        if self._holder is None:
-            raise LabError(f"host {self.name} is not running")
-        return self._holder.pid
-
-    # --- sshd ---------------------------------------------------------------------------
-    def _listening_count(self) -> int:
-        log = (self.root / "run/rk2lab/sshd.log").read_text(errors="replace")
-        return log.count("Server listening on 0.0.0.0 port 22")
-
-    def _wait_sshd_listening(self, before: int, timeout: float = 15) -> None:
-        deadline = time.monotonic() + timeout
-        while self._listening_count() <= before:
-            if time.monotonic() > deadline:
-                raise LabError(f"host {self.name}: sshd did not start: "
-                               f"{(self.root / 'run/rk2lab/sshd.log').read_text()[-2000:]}")
-            time.sleep(0.05)
-
-    def _sshd_state(self) -> str:
-        p = self.root / "run/rk2lab/sshd.state"
-        return p.read_text().split()[0] if p.exists() else "unknown"
-
-    @property
-    def sshd_running(self) -> bool:
-        return self._sshd_state() == "running"
-
-    def stop_sshd(self, timeout: float = 10) -> None:
-        """Stop the listening sshd (open sessions continue, as with `systemctl stop ssh`)."""
-        os.kill(self.holder_pid, signal.SIGUSR2)
-        deadline = time.monotonic() + timeout
-        while self._sshd_state() != "stopped":
-            if time.monotonic() > deadline:
-                raise LabError(f"host {self.name}: sshd did not stop")
-            time.sleep(0.05)
-
-    def start_sshd(self) -> None:
-        if self.sshd_running:
-            return
-        before = self._listening_count()
-        os.kill(self.holder_pid, signal.SIGUSR1)
-        self._wait_sshd_listening(before)
+    # Lifecycle, sshd control, reboot, journal and service events: systemd_hosts.SystemdHost.
 
     # --- running things -----------------------------------------------------------------
     def ssh_argv(self, command: str | None = None, user: str = "root",
@@ -323,18 +175,6 @@ class Host:
             timeout: float = 120) -> tuple[int, str, str]:
         """Run `command` on the host over real SSH from the lab network."""
         res = self.lab.run(self.ssh_argv(command), input=input, timeout=timeout)
-        return res.returncode, res.stdout, res.stderr
-
-    def exec(self, command: str, input: str | None = None, timeout: float = 120,
-             env: dict | None = None) -> tuple[int, str, str]:
-        """Run `command` (sh) inside the host's namespaces without SSH (setup, inspection,
-        or when sshd is stopped). Environment is a minimal login-like one."""
-        full_env = {"PATH": DEFAULT_PATH, "HOME": "/root", "LANG": "C.UTF-8", "USER": "root",
-                    "SHELL": "/bin/sh", **(env or {})}
-        res = subprocess.run(
-            ["nsenter", "-t", str(self.holder_pid), "-n", "-m", "-u", "--",
-             "/bin/sh", "-c", f"cd / && {command}"],
-            input=input, capture_output=True, text=True, timeout=timeout, env=full_env)
         return res.returncode, res.stdout, res.stderr
 
     def path(self, path: str) -> Path:
@@ -374,18 +214,10 @@ class Host:
         res = _run(["ip", "-n", self.netns, "-j", "-4", "addr"])
         return [a["local"] for link in json.loads(res.stdout) for a in link.get("addr_info", [])]
 
-    def reboot(self, timeout: float = 180) -> None:
-        """Simulated reboot: stop the services, clear /run (but the lab's files), drop
-        every address but the primary one and loopback, start the units that were enabled
-        with the host's systemctl, in order. sshd keeps running."""
-        rc, out, err = self.exec("systemctl lab-shutdown", timeout=timeout)
-        if rc != 0:
-            raise LabError(f"{self.name}: lab-shutdown failed: {out}{err}")
-        run = self.root / "run"
-        for p in run.iterdir():
-            if p.name not in ("rk2lab", "sshd"):
-                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
-        (run / "systemd/system").mkdir(parents=True, exist_ok=True)
+    def forget_runtime_network(self) -> None:
+        """What a reboot does to the network: interfaces and addresses added at runtime are
+        gone (the primary address and loopback stay: they stand for the host's own network
+        configuration), the default route is back."""
         links = json.loads(_run(["ip", "-n", self.netns, "-j", "addr"]).stdout)
         for link in links:
             ifname = link["ifname"]
@@ -398,51 +230,12 @@ class Host:
                     continue
                 _ip("-n", self.netns, "addr", "del", f"{a['local']}/{a['prefixlen']}", "dev", ifname)
         _ip("-n", self.netns, "route", "replace", "default", "via", self.lab.gateway)
-        rc, out, err = (self.ssh("systemctl lab-boot", timeout=timeout) if self.sshd_running
-                        else self.exec("systemctl lab-boot", timeout=timeout))
-        if rc != 0:
-            raise LabError(f"{self.name}: lab-boot failed: {out}{err}")
 
     # --- logs ---------------------------------------------------------------------------
     def commands(self, include_lab: bool = False) -> list[tuple[str, str]]:
         """(UTC timestamp, command) of every SSH session on this host, oldest first. The
         lab's own `Host.ssh` sessions are left out unless `include_lab`."""
-        out = []
-        for line in (self.root / "run/rk2lab/commands.log").read_text().splitlines():
-            ts, who, b64 = (line.split(" ") + ["", ""])[:3]
-            if who == "lab" and not include_lab:
-                continue
-            out.append((ts, base64.b64decode(b64).decode(errors="replace")))
-        return out
-
-    def sshd_log(self) -> str:
-        return (self.root / "run/rk2lab/sshd.log").read_text(errors="replace")
-
-    def journal(self, unit: str) -> str:
-        """Output of a unit as captured by the host's systemctl stand-in (ISO timestamps)."""
-        if "." not in unit:
-            unit += ".service"
-        p = self.root / "var/log/lab-journal" / f"{unit}.log"
-        return p.read_text(errors="replace") if p.exists() else ""
-
-    def service_events(self, unit: str | None = None) -> list[dict]:
-        """systemctl stand-in events: dicts with time, event, unit, detail. Verbs: start,
-        stop, restart, reload, enable, disable, kill, daemon-reload (unit "-"), boot-start,
-        shutdown-stop. Service life: spawn (a process started; count these for restarts),
-        ready, exit, stopped, failed, auto-restart (Restart= after a failure)."""
-        p = self.root / "var/log/lab-journal/systemctl-events.log"
-        if not p.exists():
-            return []
-        if unit and "." not in unit:
-            unit += ".service"
-        events = []
-        for line in p.read_text().splitlines():
-            parts = line.split(" ", 3)
-            ev = {"time": parts[0], "event": parts[1], "unit": parts[2],
-                  "detail": parts[3] if len(parts) > 3 else ""}
-            if unit is None or ev["unit"] == unit:
-                events.append(ev)
-        return events
+        raise NotImplementedError  # systemd_hosts.SystemdHost
 
     def __repr__(self) -> str:
         return f"<Host {self.name} {self.address}>"
@@ -471,7 +264,6 @@ class Lab:
         self._entries: dict[str, str] = {}
         self._closed = False
         self._started = False
-        self._pydirs: list[str] | None = None
         self._servers: list[subprocess.Popen] = []
         self.hosts_file = self.dir / "hosts"
         self.resolv_conf = self.dir / "resolv.conf"
@@ -524,9 +316,8 @@ class Lab:
         for step in ("shutdown_begin", "shutdown_wait"):
             for host in hosts:
                 getattr(host, step, lambda: None)()
-        holders = tuple(h._holder.pid for h in hosts if h._holder is not None)
-        # Everything but the holders of all hosts at once (fast), then host by host.
-        _kill_netns([h.netns for h in hosts if _netns_exists(h.netns)], spare=holders)
+        # Whatever did not stop, in all hosts at once (fast), then host by host.
+        _kill_netns([h.netns for h in hosts if _netns_exists(h.netns)])
         for host in reversed(hosts):
             try:
                 host.close()
@@ -555,52 +346,24 @@ class Lab:
         data["netns"].append(ns)
         self._write_manifest(data["netns"])
 
-    def _python_dirs(self) -> list[str]:
-        """Directories of the lab's Python that a host would not see (under /root, which
-        hosts get fresh, or /tmp, which is private)."""
-        if self._pydirs is None:
-            out = _run([self.python, "-c", "import os, sys; print(sys.prefix); "
-                        "print(sys.base_prefix); print(os.path.realpath(sys.executable))"]).stdout
-            dirs = set()
-            for p in out.split():
-                rp = Path(p).resolve()
-                for top in (Path("/root"), Path("/tmp")):
-                    if top in rp.parents:
-                        rel = rp.relative_to(top).parts
-                        # a venv or a pyenv version directory, not the whole tree
-                        keep = 3 if rel[:2] == (".pyenv", "versions") else 1
-                        dirs.add(str(top.joinpath(*rel[:keep])))
-            self._pydirs = sorted(dirs)
-        return self._pydirs
-
     # --- hosts --------------------------------------------------------------------------
     def add_host(self, name: str, address: str, register_name: bool = True,
-                 segment: str | None = None) -> Host:
-        """Create a host named `name` at `address` (in the lab subnet, or in `segment`'s)
-        with sshd running. `register_name` adds "address name" to the lab's hosts file.
-        A segment host is reachable only from the segment (see `Lab.attach`); `readdress`
-        and `reboot` are for LAN hosts."""
+                 segment: str | None = None, **systemd) -> Host:
+        """Create a host named `name` at `address` (in the lab subnet, or in `segment`'s): a
+        real Debian booted with systemd, sshd running (systemd_hosts.add_systemd_host, which
+        takes `systemd` keywords such as private_kernel_params). `register_name` adds
+        "address name" to the lab's hosts file. A segment host is reachable only from the
+        segment (see `Lab.attach`); `readdress` is for LAN hosts."""
         if not self._started or self._closed:
             raise LabError("lab is not running")
         if name in self.hosts:
             raise LabError(f"host {name} exists")
         if not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?", name):
             raise LabError(f"host name {name!r}: use a short DNS label (a-z, 0-9, -)")
-        seg = self.segments[segment] if segment is not None else None
-        if seg is not None:
-            if ipaddress.ip_address(address) not in seg.network:
-                raise LabError(f"{address} is not an address of segment {seg.name} ({seg.network})")
-        elif ipaddress.ip_address(address) not in self.network or address == self.gateway:
+        if segment is None and (ipaddress.ip_address(address) not in self.network or address == self.gateway):
             raise LabError(f"{address} is not a free address of {self.network}")
-        host = Host(self, name, address, len(self.hosts) + 1)
-        host.segment = seg
-        self.hosts[name] = host
-        host._start()
-        with open(self.known_hosts, "a") as f:
-            f.write(f"{name} {host.host_public_key}\n")
-        if register_name:
-            self.set_host_entry(name, address)
-        return host
+        from tests.lab.systemd_hosts import add_systemd_host  # (it builds on this module)
+        return add_systemd_host(self, name, address, register_name, segment=segment, **systemd)
 
     # --- private segments ---------------------------------------------------------------
     def add_segment(self, name: str, subnet: str) -> Segment:
@@ -748,6 +511,13 @@ def cleanup_stale(base_dir: str | None = None) -> list[str]:
                 _kill_netns([ns])
                 subprocess.run(["ip", "netns", "del", ns], capture_output=True)
                 removed.append(ns)
+        # The hosts' root filesystems (overlays) of that lab, deepest first; nspawn exits
+        # once its container's processes are gone.
+        lab_dir = str(manifest.parent.resolve()) + "/"
+        with open("/proc/self/mounts") as f:
+            mounts = [line.split()[1] for line in f if line.split()[1].startswith(lab_dir)]
+        for m in sorted(mounts, key=len, reverse=True):
+            subprocess.run(["umount", "-l", m], capture_output=True)
         if data.get("keep"):
             data["netns"] = []
             manifest.write_text(json.dumps(data))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import ipaddress
 import json
 import os
 import shutil
@@ -36,7 +37,10 @@ REPO = Path(__file__).resolve().parents[2]
 # Minimal, plus what RKE2's install/killall/uninstall scripts call (tar, gzip, iptables,
 # kmod for modprobe, util-linux is in minbase).
 BASE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "curl",
-                 "ca-certificates", "procps", "tar", "gzip", "kmod", "iptables", "python3")
+                 "ca-certificates", "procps", "tar", "gzip", "kmod", "iptables", "python3",
+                 # A load balancer host's packages: HALoadBalancer installs them with apt-get
+                 # when missing, and lab hosts cannot reach Debian's mirrors.
+                 "haproxy", "keepalived")
 # rke2-standin (the lab's RKE2 stand-in, a Python program) needs these in the host; Debian
 # bookworm's python3-cryptography (38) lacks APIs it uses, so they come from PyPI at the
 # project's own pins (requirements.txt) into /opt/rk2lab/python-site, on python3's path.
@@ -44,6 +48,8 @@ STANDIN_PYTHON_PACKAGES = ("cryptography", "pyyaml")
 STANDIN_SITE = "/opt/rk2lab/python-site"
 # Kernel parameters a host may own privately (add_systemd_host(private_kernel_params=...)).
 PRIVATE_PARAMS_SCRIPT = "/usr/local/lib/rk2lab/private-kernel-params.sh"
+COMMAND_WRAPPER = "/usr/local/lib/rk2lab/logged-command"
+COMMAND_LOG = "/var/log/rk2lab/commands.log"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
 
@@ -215,16 +221,20 @@ class SystemdHost(netlab.Host):
     # --- lifecycle ----------------------------------------------------------------------
     def _start(self) -> None:
         lab = self.lab
-        # The network part exactly as netlab.Host._start does it.
+        # The network part exactly as netlab.Host._start does it (LAN or private segment).
         netlab._ip("netns", "add", self.netns)
         lab._manifest_add(self.netns)
         netlab._ip("-n", self.netns, "link", "set", "lo", "up")
-        netlab._ip("-n", lab.netns, "link", "add", self.veth, "type", "veth",
+        seg = self.segment
+        link_ns, bridge = (seg.netns, seg.bridge) if seg else (lab.netns, netlab.BRIDGE)
+        netlab._ip("-n", link_ns, "link", "add", self.veth, "type", "veth",
                    "peer", "name", "eth0", "netns", self.netns)
-        netlab._ip("-n", lab.netns, "link", "set", self.veth, "master", netlab.BRIDGE, "up")
-        netlab._ip("-n", self.netns, "addr", "add", f"{self.address}/{lab.prefixlen}", "dev", "eth0")
+        netlab._ip("-n", link_ns, "link", "set", self.veth, "master", bridge, "up")
+        netlab._ip("-n", self.netns, "addr", "add",
+                   f"{self.address}/{seg.prefixlen if seg else lab.prefixlen}", "dev", "eth0")
         netlab._ip("-n", self.netns, "link", "set", "eth0", "up")
-        netlab._ip("-n", self.netns, "route", "add", "default", "via", lab.gateway)
+        if seg is None:  # a segment has no gateway: its hosts reach only the segment
+            netlab._ip("-n", self.netns, "route", "add", "default", "via", lab.gateway)
         self._prepare_upper()
         self._boot()
 
@@ -247,8 +257,17 @@ class SystemdHost(netlab.Host):
         os.chmod(root / "root", 0o700)
         # Only the ed25519 key: sshd would otherwise log errors for the removed RSA/ECDSA ones.
         (root / "etc/ssh/sshd_config.d").mkdir(exist_ok=True)
+        # Every session's command is logged (as on netlab hosts: Host.commands), in /var so
+        # that it survives reboots.
+        wrapper = root / COMMAND_WRAPPER.lstrip("/")
+        wrapper.parent.mkdir(parents=True, exist_ok=True)
+        wrapper.write_text(netlab.logged_command_script(COMMAND_LOG))
+        wrapper.chmod(0o755)
+        (root / COMMAND_LOG.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        (root / COMMAND_LOG.lstrip("/")).touch()
         (root / "etc/ssh/sshd_config.d/lab.conf").write_text(
-            "HostKey /etc/ssh/ssh_host_ed25519_key\n")
+            "HostKey /etc/ssh/ssh_host_ed25519_key\n"
+            f"LogLevel VERBOSE\nForceCommand {COMMAND_WRAPPER}\n")
         shutil.copy(self.lab.hosts_file, root / "etc/hosts")
         if self.private_kernel_params:
             script = root / PRIVATE_PARAMS_SCRIPT.lstrip("/")
@@ -263,7 +282,7 @@ class SystemdHost(netlab.Host):
             (wants / unit.name).unlink(missing_ok=True)
             (wants / unit.name).symlink_to(f"/etc/systemd/system/{unit.name}")
 
-    def _boot(self, timeout: float = 60) -> None:
+    def _boot(self, timeout: float = 60, settled: bool = True) -> None:
         _run(["mount", "-t", "overlay", "overlay", "-o",
               f"lowerdir={self.base},upperdir={self.root},workdir={self.dir / 'work'}",
               str(self.merged)])
@@ -272,32 +291,45 @@ class SystemdHost(netlab.Host):
         self._nspawn = subprocess.Popen(
             ["systemd-nspawn", "--register=no", "--keep-unit", "--quiet", "-D", str(self.merged),
              f"--machine={self.lab.netns}-{self.name}", f"--hostname={self.name}",
-             f"--network-namespace-path=/run/netns/{self.netns}",
+             # --private-network: the netns is the host's own (CAP_NET_ADMIN, writable
+             # /proc/sys/net), as on a machine; the path names that netns.
+             "--private-network", f"--network-namespace-path=/run/netns/{self.netns}",
              f"--bind-ro={self.lab.hosts_file}:/etc/hosts",
              *(f"--bind-ro={src}:{dest}" for src, dest in self.binds_ro),
              "--console=read-only", "--boot"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         log.close()
-        self.wait_running(timeout)
+        self.wait_running(timeout, settled)
         self.boot_seconds = time.monotonic() - t0
 
-    def wait_running(self, timeout: float = 60) -> str:
-        """Wait until `systemctl is-system-running --wait` over ssh says running/degraded."""
+    def wait_running(self, timeout: float = 60, settled: bool = True) -> str:
+        """Wait until `systemctl is-system-running --wait` over ssh says running/degraded
+        (settled=False: also `starting`, as soon as ssh answers)."""
         deadline = time.monotonic() + timeout
         last = ""
         while time.monotonic() < deadline:
             if self._nspawn is None or self._nspawn.poll() is not None:
                 raise LabError(f"host {self.name}: nspawn exited: "
                                f"{(self.dir / 'nspawn.log').read_text(errors='replace')[-2000:]}")
+            command = "systemctl is-system-running" + (" --wait" if settled else "")
+            # A segment host is out of the workstation's reach: ask inside, then check sshd.
+            run = self.ssh if self.segment is None else self._exec_ssh_active
             try:
-                rc, out, err = self.ssh("systemctl is-system-running --wait", timeout=max(5, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+                rc, out, err = run(command, timeout=max(5, deadline - time.monotonic()))
+            except (subprocess.TimeoutExpired, LabError):
+                time.sleep(0.3)
                 continue
             last = (out + err).strip()
-            if out.strip() in ("running", "degraded"):
+            if out.strip() in ("running", "degraded") or (not settled and out.strip() == "starting"):
                 return out.strip()
             time.sleep(0.3)
         raise LabError(f"host {self.name}: not running after {timeout}s ({last})")
+
+    def _exec_ssh_active(self, command: str, timeout: float) -> tuple[int, str, str]:
+        rc, out, err = self.exec(command, timeout=timeout)
+        if self.exec("systemctl is-active --quiet ssh.service")[0] != 0:
+            return 1, "", "ssh.service not active yet"
+        return rc, out, err
 
     def shutdown_begin(self) -> None:
         """Ask for an orderly power-off without waiting (Lab.close does every host at once)."""
@@ -328,9 +360,12 @@ class SystemdHost(netlab.Host):
             subprocess.run(["umount", str(self.merged)], capture_output=True)
 
     def reboot(self, timeout: float = 60) -> None:
-        """Reboot = container stop + start (same upper layer, so files persist)."""
+        """Reboot = container stop + start (same upper layer, so files persist; /run and
+        addresses added at runtime do not). Returns once sshd answers: units that keep
+        activating (a server that cannot become ready) do not hold it up."""
         self.stop()
-        self._boot(timeout)
+        self.forget_runtime_network()
+        self._boot(timeout, settled=False)
 
     def close(self) -> None:
         self.stop(timeout=30)
@@ -391,6 +426,12 @@ class SystemdHost(netlab.Host):
     def journal(self, unit: str) -> str:
         return self.exec(f"journalctl --no-pager -o short-iso -u {unit}")[1]
 
+    def commands(self, include_lab: bool = False) -> list[tuple[str, str]]:
+        return netlab.parse_commands((self.root / COMMAND_LOG.lstrip("/")).read_text(), include_lab)
+
+    def sshd_log(self) -> str:
+        return self.journal("ssh.service")
+
     def service_events(self, unit: str | None = None) -> list[dict]:
         """Unit life as systemd (PID 1) logs it in the journal, in netlab.Host.service_events's
         form (time, event, unit, detail): spawn (Starting: a start, by a verb or Restart=),
@@ -403,22 +444,30 @@ class SystemdHost(netlab.Host):
         rc, out, err = self.exec(f"journalctl --no-pager -o json _PID=1 {match}", timeout=60)
         if rc != 0 and "No entries" not in err:
             raise LabError(f"host {self.name}: journalctl: {err}")
-        events = []
+        events: list[dict] = []
+        last: dict[str, str] = {}
         for line in out.splitlines():
             rec = json.loads(line)
             event = UNIT_MESSAGE_IDS.get(rec.get("MESSAGE_ID", ""))
             if event is None or not rec.get("UNIT"):
                 continue
             when = datetime.fromtimestamp(int(rec["__REALTIME_TIMESTAMP"]) / 1e6, timezone.utc)
-            events.append({"time": when.isoformat().replace("+00:00", "Z"), "event": event,
-                           "unit": rec["UNIT"], "detail": rec.get("MESSAGE", "")})
+            ev = {"time": when.isoformat().replace("+00:00", "Z"), "event": event,
+                  "unit": rec["UNIT"], "detail": rec.get("MESSAGE", "")}
+            # A start that completes at once (Type=simple, oneshot) is logged as "Started"
+            # only, without "Starting": it is still a start.
+            if event == "ready" and last.get(rec["UNIT"]) != "spawn":
+                events.append({**ev, "event": "spawn"})
+            last[rec["UNIT"]] = event
+            events.append(ev)
         return events
 
 
 def add_systemd_host(lab, name: str, address: str, register_name: bool = True,
                      base: Path | None = None,
                      binds_ro: tuple[tuple[str, str], ...] = (),
-                     private_kernel_params: tuple[str, ...] = ()) -> SystemdHost:
+                     private_kernel_params: tuple[str, ...] = (),
+                     segment: str | None = None) -> SystemdHost:
     """Like `Lab.add_host`, but the host is a real Debian booted with systemd. `binds_ro`:
     (path here, path in the host) pairs bound read-only (e.g. the lab parts' bin dir).
     `private_kernel_params`: kernel parameters (sysctl names) this host may set for itself."""
@@ -426,8 +475,12 @@ def add_systemd_host(lab, name: str, address: str, register_name: bool = True,
         raise LabError("lab is not running")
     if name in lab.hosts:
         raise LabError(f"host {name} exists")
+    seg = lab.segments[segment] if segment is not None else None
+    if seg is not None and ipaddress.ip_address(address) not in seg.network:
+        raise LabError(f"{address} is not an address of segment {seg.name} ({seg.network})")
     host = SystemdHost(lab, name, address, len(lab.hosts) + 1, base or ensure_base(), binds_ro,
                        private_kernel_params)
+    host.segment = seg
     lab.hosts[name] = host
     if register_name:
         lab.set_host_entry(name, address)

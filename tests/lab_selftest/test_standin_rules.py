@@ -35,3 +35,20 @@ def test_standin_hashes_a_chain_like_k3s_hash_ca(standin, tmp_path):
 def test_standin_hashes_one_certificate_as_its_file(standin, tmp_path):
     single = openssl_ca(tmp_path, "only")
     assert standin.hash_ca(single) == upstream_ca_hash(single)
+
+
+def test_units_keep_rke2s_service_settings():
+    # rancher/rke2 v1.33.5+rke2r1 bundle/lib/systemd/system/rke2-{server,agent}.service: both
+    # Type=notify (the agent too; k3s's agent unit is Type=exec, RKE2's is not), KillMode=process,
+    # no start timeout, restarted 5 s after any exit, no StartLimit settings (systemd's
+    # defaults apply: 5 starts in 10 s).
+    from pathlib import Path
+    files = Path(__file__).resolve().parents[1] / "lab/standin/files"
+    for role, other in (("server", "agent"), ("agent", "server")):
+        unit = (files / f"rke2-{role}.service").read_text().splitlines()
+        for line in ("Type=notify", "KillMode=process", "Delegate=yes", "TimeoutStartSec=0",
+                     "Restart=always", "RestartSec=5s", f"Conflicts=rke2-{other}.service",
+                     f"ExecStart=/usr/local/bin/rke2 {role}",
+                     "EnvironmentFile=-/usr/local/lib/systemd/system/%N.env"):
+            assert line in unit, (role, line)
+        assert not [ln for ln in unit if ln.startswith("StartLimit")], role

@@ -143,3 +143,14 @@ def test_service_events_from_the_journal(lab, base):
     assert events[-2:] == ["spawn", "ready"], events
     assert {e["unit"] for e in host.service_events("evt")} == {"evt.service"}
     assert all(e["time"].endswith("Z") for e in host.service_events())
+
+
+def test_every_ssh_session_command_is_logged_and_survives_a_reboot(lab, base):
+    host = add_systemd_host(lab, "sysd8", "10.77.0.28", base=base)
+    ok(host, "true lab-own")  # the lab's own sessions are marked and left out by default
+    res = lab.run(host.ssh_argv("echo from-a-client", lab_mark=False))
+    assert res.returncode == 0 and res.stdout == "from-a-client\n", res
+    assert [c for _, c in host.commands()] == ["echo from-a-client"]
+    assert "true lab-own" in [c for _, c in host.commands(include_lab=True)]
+    host.reboot()
+    assert [c for _, c in host.commands()] == ["echo from-a-client"]

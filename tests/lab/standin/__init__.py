@@ -44,11 +44,12 @@ def build_artifacts(dest_dir: str | Path, version: str, python: str | None = Non
                     arch: str = "amd64") -> Path:
     """Write install.sh, rke2.linux-<arch>.tar.gz and sha256sum-<arch>.txt into `dest_dir`
     (created if needed) and return it. `python` is the interpreter the installed stand-in
-    runs on (it needs `cryptography` and `pyyaml`; default: this one). Same inputs give
+    runs on (it needs `cryptography` and `pyyaml`; default: the lab host's /usr/bin/python3,
+    which tests/lab/systemd_hosts.py provides with both). Same inputs give
     byte-identical artifacts, so content hashes are stable across runs."""
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
-    python = python or sys.executable
+    python = python or "/usr/bin/python3"
     program = (HERE / "rke2_standin.py").read_text()
     program = program.replace("#!/usr/bin/env python3", f"#!{python}", 1)
     program = program.replace("@RKE2_STANDIN_VERSION@", version)

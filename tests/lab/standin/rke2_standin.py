@@ -138,6 +138,56 @@ def fatal(msg):
     sys.exit(1)
 
 
+# --- profile (rancher/rke2 pkg/cli/cmds/profile_linux.go validateProfile, v1.33.5+rke2r1) ----
+# Called by `rke2 server` and `rke2 agent` before anything starts (cmds/server.go, agent.go).
+CIS_KERNEL_PARAMS = {"vm.overcommit_memory": 1, "vm.panic_on_oom": 0, "kernel.panic": 10,
+                     "kernel.panic_on_oops": 1}  # kernelRuntimeParameters
+
+
+def read_kernel_param(name: str) -> int:
+    """profile_linux.go sysctl(): /proc/sys/<a/b>, must end in a newline, an integer."""
+    with open("/proc/sys/" + name.replace(".", "/")) as f:
+        v = f.read()
+    if len(v) < 2 or not v.endswith("\n"):
+        raise ValueError(f"invalid contents: {name.replace('.', '/')}")
+    return int(v.replace("\n", ""))
+
+
+def validate_profile(cfg: dict, role: str) -> None:
+    import grp
+    import pwd
+    profile = cfg.get("profile") or ""
+    if profile == "":
+        warn("not running in CIS mode")
+        return
+    if profile not in ("cis", "etcd"):
+        fatal("invalid value provided for --profile flag")
+    errors = []
+    if profile == "cis":
+        for name, want in CIS_KERNEL_PARAMS.items():
+            try:
+                got = read_kernel_param(name)
+            except (OSError, ValueError) as e:
+                fatal(str(e))  # validateKernelReqs: logrus.Fatal on a read error
+            if got != want:
+                errors.append(f"invalid kernel parameter value {name}={got} - expected {want}")
+        if errors:
+            fatal("\n".join(errors))
+        if cfg.get("protect-kernel-defaults") is False:  # setCISFlags
+            fatal(f"--protect-kernel-defaults must be true when using --profile={profile}")
+    if role == "server":  # validateETCDReqs: the etcd user and group, servers only
+        try:
+            pwd.getpwnam("etcd")
+        except KeyError:
+            errors.append("missing required: user: unknown user etcd")
+        try:
+            grp.getgrnam("etcd")
+        except KeyError:
+            errors.append("missing required: group: unknown group etcd")
+        if errors:
+            fatal("\n".join(errors))
+
+
 # --- config -------------------------------------------------------------------------------
 def as_list(value) -> list:
     if value is None or value is False:
@@ -1182,6 +1232,7 @@ def server_main(args: list) -> int:
     log.open(LOG_FILE)
     info(f"Starting rke2 {VERSION} server ({STANDIN_NOTE})")
     cfg = load_config(cli)
+    validate_profile(cfg, "server")
     ident = Identity(cfg)
     os.makedirs(TLS, mode=0o700, exist_ok=True)
     initialized = os.path.exists(MEMBER_FILE)
@@ -1346,6 +1397,7 @@ def agent_main(args: list) -> int:
     log.open(LOG_FILE)
     info(f"Starting rke2 {VERSION} agent ({STANDIN_NOTE})")
     cfg = load_config(cli)
+    validate_profile(cfg, "agent")
     ident = Identity(cfg)
     if not cfg.get("server"):
         fatal("--server is required")
