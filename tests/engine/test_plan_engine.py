@@ -110,10 +110,14 @@ def ha(tmp_path_factory):
 
 
 def agents_in_sequence() -> bool:
-    from tests.harness import evaluate
+    """Whether the ha stack's agents upgrade one after the other: batches of
+    cluster.upgrade.agentBatch (issue 14: a count or a percent, default 10 %, at least 1)."""
     from tests.stacks import load_stack
-    raw, secrets = load_stack("ha")
-    return evaluate(raw, secrets).depends_on("rke2-agent-2", "rke2-agent-1")
+    raw, _ = load_stack("ha")
+    batch = str(((raw.get("cluster") or {}).get("upgrade") or {}).get("agentBatch", "10%"))
+    n = len(raw.get("agents") or [])
+    size = int(batch) if not batch.endswith("%") else n * int(batch[:-1]) // 100
+    return max(size, 1) < n
 
 
 def hosts(plan) -> list[tuple]:

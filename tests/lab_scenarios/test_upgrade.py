@@ -137,7 +137,10 @@ def test_the_preview_lists_guard_drains_installs_restarts_and_gates(upgraded):
                 **{f"{n}-install": "update" for n in nodes},
                 **{f"{n}-service": "replace" for n in nodes},
                 **{f"{n}-upgrade-ready": "replace" for n in nodes},
-                **{f"{n}-upgrade-drain": "replace" for n, _ in AGENTS}}
+                **{f"{n}-upgrade-drain": "replace" for n, _ in AGENTS},
+                # cluster.upgrade.agentBatch defaults to 10 %, at least 1: one agent per batch,
+                # and every batch after the first waits for the one before on servers[0].
+                **{f"{n}-upgrade-turn": "replace" for n, _ in AGENTS[1:]}}
     host_steps = {k: v for k, v in ops.items() if k.startswith(("rke2-server-", "rke2-agent-"))}
     # The components show the new version in their props too (an update, no host effect).
     assert {k: v for k, v in host_steps.items() if k not in nodes} == expected, ops
