@@ -24,6 +24,11 @@ export PULUMI_SKIP_UPDATE_CHECK := true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
 export PULUMI_HOME ?= $(STATE_DIR)/pulumi-home
 PYTEST_ARGS ?=
+# Test modules run in parallel workers (pytest-xdist), a module's tests on one worker (its
+# module fixtures, e.g. one HA cluster, are built once). The host lab mostly waits (SSH,
+# service starts), so 3 workers pay off on 2 cores; TEST_WORKERS=0 runs in this process.
+TEST_WORKERS ?= 3
+PYTEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 TOOLCHAIN_BIN_FILE := $(STATE_DIR)/toolchain-bin
 # Provider plugins are found on PATH (the engine notes each one it uses).
@@ -84,12 +89,12 @@ destroy: stack
 # pytest exits 5 when a selection (PYTEST_ARGS=-k ...) collects nothing: say so, don't fail.
 test: venv host-deps toolchain
 	@rc=0; PATH="$$(cat $(TOOLCHAIN_BIN_FILE)):$$PATH" RKE2_RANCHER_TOOLCHAIN_BIN="$$(cat $(TOOLCHAIN_BIN_FILE))" \
-		$(VENV)/bin/python -m pytest tests $(PYTEST_ARGS) || rc=$$?; \
+		$(VENV)/bin/python -m pytest tests $(PYTEST_PARALLEL) $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; rc=0; fi; exit $$rc
 
 # Without the engine and the host lab: seconds.
 test-fast: venv
-	$(VENV)/bin/python -m pytest tests/unit tests/components tests/scripts tests/policy $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest tests/unit tests/components tests/scripts tests/policy $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 bench: venv host-deps toolchain
 	PATH="$$(cat $(TOOLCHAIN_BIN_FILE)):$$PATH" RKE2_RANCHER_TOOLCHAIN_BIN="$$(cat $(TOOLCHAIN_BIN_FILE))" \
