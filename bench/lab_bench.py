@@ -1,13 +1,15 @@
-"""Host-lab benchmarks: real `pulumi up` over SSH against rke2-standin hosts.
+"""Host-lab benchmarks: real `pulumi up` over SSH against rke2-standin on systemd lab hosts.
 
-Figures are counts and ratios measured in one run (times are printed for context):
-converge of 1 server vs 3 servers + 2 agents and how much the agents' joins overlap;
-a no-op `up` (remote commands run, wall time vs the converge); a SAN change (resources
-touched vs total, restarts per server, agent steps touched).
+Figures are counts and ratios measured in one run (times are printed for context), for
+1 server and 3 servers + LB + 2, 10 and 25 agents: converge, a no-op `up` (remote commands
+run, time vs the converge), a no-op preview, how much the agents' joins overlap, memory per
+host, the lab's own start-up cost per host; for the two small shapes also a SAN change
+(resources touched vs total, restarts per server, agent steps touched).
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from datetime import datetime
@@ -37,13 +39,6 @@ def join_interval(host) -> tuple[float, float]:
     return min(times), max(times)
 
 
-def overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
-    """Shared time of two intervals over their union (1 = fully parallel, 0 = one after the other)."""
-    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
-    union = max(a[1], b[1]) - min(a[0], b[0])
-    return inter / union if union else 1.0
-
-
 def timed(fn) -> float:
     t0 = time.perf_counter()
     fn()
@@ -66,10 +61,13 @@ def config(hosts: dict, servers: list, agents: list, lb: tuple | None, sans: lis
     return cfg
 
 
-def scenario(artifacts: Path, work: Path, servers: list, agents: list, lb: tuple | None) -> dict:
+def scenario(artifacts: Path, work: Path, servers: list, agents: list, lb: tuple | None,
+             san_change: bool = True) -> dict:
     work.mkdir(parents=True)
     with Lab() as lab:
+        t0 = time.perf_counter()
         hosts = {n: lab.add_host(n, a) for n, a in [*servers, *agents, *([lb] if lb else [])]}
+        lab_start = time.perf_counter() - t0
         for n, _ in [*servers, *agents]:
             provision_artifacts(hosts[n], artifacts)
         lab.set_host_entry(CLUSTER, lb[1] if lb else servers[0][1])
@@ -77,35 +75,51 @@ def scenario(artifacts: Path, work: Path, servers: list, agents: list, lb: tuple
         sans = [CLUSTER]
         stack.configure(config(hosts, servers, agents, lb, sans))
         stack.init()
-        converge = timed(lambda: stack.up(timeout=1800))
+        converge = timed(lambda: stack.up(timeout=3600))
 
-        agent_spans = [join_interval(hosts[n]) for n, _ in agents[:2]]
+        spans = [join_interval(hosts[n]) for n, _ in agents]
+        memory = {n: h.memory_kib()["pss"] for n, h in hosts.items()}
         commands = {n: len(h.commands()) for n, h in hosts.items()}
         noop = timed(stack.up)
         noop_commands = sum(len(h.commands()) - commands[n] for n, h in hosts.items())
-
-        before = {n: spawns(hosts[n], "rke2-server") for n, _ in servers}
-        agent_cmds = {n: len(hosts[n].commands()) for n, _ in agents}
-        stack.configure(config(hosts, servers, agents, lb, sans + ["bench.example.net"]))
-        preview = stack.preview_json()
-        steps = [s for s in preview.get("steps", []) if "pulumi:pulumi:Stack" not in s["urn"]]
-        touched = [s for s in steps if s["op"] != "same"]
-        san_change = timed(stack.up)
-        restarts = [spawns(hosts[n], "rke2-server") - before[n] for n, _ in servers]
-        agent_touched = sum(len(hosts[n].commands()) - agent_cmds[n] for n, _ in agents)
+        preview = timed(lambda: stack.pulumi("preview", "--expect-no-changes", "--non-interactive",
+                                             "--stack", stack.name))
 
         result = {
-            "converge_s": converge, "noop_s": noop, "noop_remote_commands": noop_commands,
-            "san_touched": len(touched), "total_resources": stack.resource_count(),
-            
-            "restarts_per_server": restarts, "agent_remote_commands_on_san_change": agent_touched,
-            "san_change_s": san_change,
+            "hosts": len(hosts), "converge_s": converge, "noop_s": noop, "preview_s": preview,
+            "noop_remote_commands": noop_commands, "total_resources": stack.resource_count(),
+            "lab_start_s_per_host": lab_start / len(hosts),
+            "server_pss_mib": max(memory[n] for n, _ in servers) / 1024,
+            "agent_pss_mib": max((memory[n] for n, _ in agents), default=0) / 1024,
         }
-        if len(agents) >= 2:
-            a, b = agent_spans
-            result["agent_join_overlap"] = overlap(a, b)
+        if len(spans) >= 2:
+            # Shared time of all agents' step chains over their union (1 = fully parallel).
+            inter = max(0.0, min(b for _, b in spans) - max(a for a, _ in spans))
+            union = max(b for _, b in spans) - min(a for a, _ in spans)
+            result["agent_join_overlap"] = inter / union if union else 1.0
+            # How many agents' worth of time the joins took: 1 = all at once, N = one by one.
+            mean = sum(b - a for a, b in spans) / len(spans)
+            result["agent_serial_factor"] = union / mean if mean else 1.0
+        if san_change:
+            before = {n: spawns(hosts[n], "rke2-server") for n, _ in servers}
+            agent_cmds = {n: len(hosts[n].commands()) for n, _ in agents}
+            stack.configure(config(hosts, servers, agents, lb, sans + ["bench.example.net"]))
+            steps = [st for st in stack.preview_json().get("steps", []) if "pulumi:pulumi:Stack" not in st["urn"]]
+            result["san_touched"] = len([st for st in steps if st["op"] != "same"])
+            result["san_change_s"] = timed(stack.up)
+            result["restarts_per_server"] = [spawns(hosts[n], "rke2-server") - before[n] for n, _ in servers]
+            result["agent_remote_commands_on_san_change"] = sum(
+                len(hosts[n].commands()) - agent_cmds[n] for n, _ in agents)
         stack.destroy()
         return result
+
+
+HA_SERVERS = [("rke2-server-1", "10.77.0.21"), ("rke2-server-2", "10.77.0.22"), ("rke2-server-3", "10.77.0.23")]
+LB = ("rke2-lb", "10.77.0.10")
+
+
+def agents(n: int) -> list[tuple[str, str]]:
+    return [(f"rke2-agent-{i}", f"10.77.0.{30 + i}") for i in range(1, n + 1)]
 
 
 def main() -> int:
@@ -113,27 +127,53 @@ def main() -> int:
     if reason:
         print(f"\n(host-lab benchmarks skipped: {reason})")
         return 0
+    sizes = [int(x) for x in os.environ.get("BENCH_AGENTS", "2,10,25").split(",")]
     with tempfile.TemporaryDirectory(prefix="rke2-bench-") as tmp:
         tmp = Path(tmp)
         artifacts = build_artifacts(tmp / "artifacts", rke2_version())
-        single = scenario(artifacts, tmp / "single", [("jjtestserver", "10.77.0.11")], [], None)
-        ha = scenario(artifacts, tmp / "ha",
-                      [("rke2-server-1", "10.77.0.21"), ("rke2-server-2", "10.77.0.22"), ("rke2-server-3", "10.77.0.23")],
-                      [("rke2-agent-1", "10.77.0.31"), ("rke2-agent-2", "10.77.0.32")], ("rke2-lb", "10.77.0.10"))
-    print("\n## Host lab (rke2-standin over real SSH; one run)")
-    print("measure | 1 server | 3 servers + LB + 2 agents")
-    print("---|---|---")
-    print(f"converge (s) | {single['converge_s']:.1f} | {ha['converge_s']:.1f} "
-          f"(x{ha['converge_s'] / single['converge_s']:.1f} of single)")
-    print(f"agents' join overlap (shared / union of their step chains' spans) | - | {ha['agent_join_overlap']:.2f}")
-    print(f"no-op up: remote commands | {single['noop_remote_commands']} | {ha['noop_remote_commands']}")
-    print(f"no-op up: time / converge time | {single['noop_s'] / single['converge_s']:.2f} | "
-          f"{ha['noop_s'] / ha['converge_s']:.2f}")
-    print(f"SAN change: resources touched / total | {single['san_touched']}/{single['total_resources']} | "
-          f"{ha['san_touched']}/{ha['total_resources']}")
-    print(f"SAN change: restarts per server | {single['restarts_per_server']} | {ha['restarts_per_server']}")
-    print(f"SAN change: remote commands on agents | - | {ha['agent_remote_commands_on_san_change']}")
+        runs = {"1 server": scenario(artifacts, tmp / "single", [("jjtestserver", "10.77.0.11")], [], None)}
+        for n in sizes:
+            runs[f"3 servers + LB + {n} agents"] = scenario(
+                artifacts, tmp / f"ha{n}", HA_SERVERS, agents(n), LB, san_change=n == sizes[0])
+    print(report(runs))
     return 0
+
+
+def report(runs: dict) -> str:
+    names = list(runs)
+    small = runs[names[1]] if len(names) > 1 else None
+
+    def row(label: str, fn) -> str:
+        cells = []
+        for n in names:
+            try:
+                cells.append(fn(runs[n]))
+            except (KeyError, TypeError, ZeroDivisionError):
+                cells.append("-")
+        return f"| {label} | " + " | ".join(cells) + " |"
+
+    out = ["\n## Host lab (rke2-standin on systemd hosts over real SSH; one run)", "",
+           "| measure | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|",
+           row("hosts", lambda r: str(r["hosts"])),
+           row("converge (s)", lambda r: f"{r['converge_s']:.1f}"),
+           row("converge / first HA shape's converge",
+               lambda r: f"{r['converge_s'] / small['converge_s']:.2f}" if "agent_join_overlap" in r else "-"),
+           row("agents' join overlap (shared / union of all agents' step chains)",
+               lambda r: f"{r['agent_join_overlap']:.2f}"),
+           row("agents' joins: their union / one agent's chain (1 = all at once)",
+               lambda r: f"{r['agent_serial_factor']:.2f}"),
+           row("no-op up: remote commands", lambda r: str(r["noop_remote_commands"])),
+           row("no-op up: time / converge time", lambda r: f"{r['noop_s'] / r['converge_s']:.2f}"),
+           row("no-op preview: time / converge time", lambda r: f"{r['preview_s'] / r['converge_s']:.2f}"),
+           row("resources in the stack", lambda r: str(r["total_resources"])),
+           row("memory per server host (PSS, MiB)", lambda r: f"{r['server_pss_mib']:.0f}"),
+           row("memory per agent host (PSS, MiB)", lambda r: f"{r['agent_pss_mib']:.0f}" if r["agent_pss_mib"] else "-"),
+           row("lab start-up per host (s; boot + sshd)", lambda r: f"{r['lab_start_s_per_host']:.2f}"),
+           row("SAN change: resources touched / total", lambda r: f"{r['san_touched']}/{r['total_resources']}"),
+           row("SAN change: restarts per server", lambda r: str(r["restarts_per_server"])),
+           row("SAN change: remote commands on agents",
+               lambda r: str(r["agent_remote_commands_on_san_change"]) if "agent_join_overlap" in r else "-")]
+    return "\n".join(out)
 
 
 if __name__ == "__main__":
