@@ -28,6 +28,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 FILES = HERE / "files"
+REALPARTS = HERE.parent / "realparts"  # argument builders shipped with engine "realparts"
 CIS_SYSCTL = ("vm.panic_on_oom=0\nvm.overcommit_memory=1\nkernel.panic=10\n"
               "kernel.panic_on_oops=1\n")
 
@@ -41,18 +42,26 @@ def _tar_add(tar: tarfile.TarFile, name: str, data: bytes, mode: int) -> None:
 
 
 def build_artifacts(dest_dir: str | Path, version: str, python: str | None = None,
-                    arch: str = "amd64") -> Path:
+                    arch: str = "amd64", engine: str = "standin") -> Path:
     """Write install.sh, rke2.linux-<arch>.tar.gz and sha256sum-<arch>.txt into `dest_dir`
     (created if needed) and return it. `python` is the interpreter the installed stand-in
     runs on (it needs `cryptography` and `pyyaml`; default: the lab host's /usr/bin/python3,
     which tests/lab/systemd_hosts.py provides with both). Same inputs give
-    byte-identical artifacts, so content hashes are stable across runs."""
+    byte-identical artifacts, so content hashes are stable across runs.
+
+    engine "realparts": a first server runs the lab's real etcd, kube-apiserver,
+    kube-controller-manager, kube-scheduler and kwok (tests/lab/realparts; the host must have
+    their bin dir bound read-only at /opt/rk2lab-parts) instead of rke2-standin's imitated
+    datastore and API; kubectl is the real one. The argument builders ship with it."""
+    if engine not in ("standin", "realparts"):
+        raise ValueError(f"engine {engine!r}: standin or realparts")
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
     python = python or "/usr/bin/python3"
     program = (HERE / "rke2_standin.py").read_text()
     program = program.replace("#!/usr/bin/env python3", f"#!{python}", 1)
     program = program.replace("@RKE2_STANDIN_VERSION@", version)
+    program = program.replace("@RKE2_STANDIN_ENGINE@", engine)
     entries = [
         ("bin/rke2", program.encode(), 0o755),
         ("bin/rke2-killall.sh", (FILES / "rke2-killall.sh").read_bytes(), 0o755),
@@ -62,6 +71,8 @@ def build_artifacts(dest_dir: str | Path, version: str, python: str | None = Non
         ("lib/systemd/system/rke2-agent.service", (FILES / "rke2-agent.service").read_bytes(), 0o644),
         ("lib/systemd/system/rke2-agent.env", (FILES / "rke2-agent.env").read_bytes(), 0o644),
         ("share/rke2/rke2-cis-sysctl.conf", CIS_SYSCTL.encode(), 0o644),
+        *((f"share/rke2-standin/rk2lab_realparts/{f}", (REALPARTS / f).read_bytes(), 0o644)
+          for f in ("__init__.py", "parts.py", "pki.py")),
         ("share/rke2-standin/NOTICE",
          b"rke2-standin: a behavioural stand-in for RKE2 used by the host lab. Not RKE2.\n", 0o644),
     ]

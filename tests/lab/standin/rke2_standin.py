@@ -62,6 +62,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 VERSION = "@RKE2_STANDIN_VERSION@"
+# "standin": the imitated datastore and API below. "realparts": a first server runs the lab's
+# real etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok from PARTS_DIR
+# (bound read-only into the host by the lab), configured by the shipped rk2lab_realparts
+# package (as k3s configures them), and kubectl is the real one.
+ENGINE = "@RKE2_STANDIN_ENGINE@"
+PARTS_DIR = "/opt/rk2lab-parts"
 DATA_DIR = "/var/lib/rancher/rke2"
 CONFIG_FILE = "/etc/rancher/rke2/config.yaml"
 KUBECONFIG = "/etc/rancher/rke2/rke2.yaml"
@@ -1103,6 +1109,148 @@ def restart_apiserver() -> None:
     fatal("kube-apiserver did not listen on :6443 within 15s")
 
 
+# --- engine "realparts": the real control plane ---------------------------------------------
+CHILDREN_DIR = f"{DATA_DIR}/server/standin-parts"  # <name>.pid of each running part
+PART_LOGS = f"{DATA_DIR}/agent/logs"
+KWOK_RBAC = {"apiVersion": "v1", "kind": "List", "items": [
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+     "metadata": {"name": "rk2lab:kwok"},
+     "rules": [{"apiGroups": [""], "resources": ["nodes", "pods"],
+                "verbs": ["get", "list", "watch", "patch", "update"]},
+               {"apiGroups": [""], "resources": ["nodes/status", "pods/status"],
+                "verbs": ["patch", "update"]},
+               {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+               {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                "verbs": ["get", "list", "watch", "create", "update", "patch"]}]},
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+     "metadata": {"name": "rk2lab:kwok"},
+     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "rk2lab:kwok"},
+     "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "rk2lab:kwok"}]}]}
+
+
+def _realparts():
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(sys.argv[0])),
+                                    "..", "share", "rke2-standin"))
+    import rk2lab_realparts.parts as parts  # shipped by build_artifacts(engine="realparts")
+    return parts
+
+
+def stop_parts() -> None:
+    """Stop the parts a previous start left running (the unit's KillMode=process leaves them,
+    as it leaves RKE2's static pods), newest first."""
+    if not os.path.isdir(CHILDREN_DIR):
+        return
+    for f in sorted(glob.glob(f"{CHILDREN_DIR}/*.pid"), key=os.path.getmtime, reverse=True):
+        try:
+            pid = int(read_bytes(f).decode().strip())
+            # After a reboot the number may belong to another process: only ours.
+            if not read_bytes(f"/proc/{pid}/cmdline").startswith(PARTS_DIR.encode() + b"/"):
+                raise ProcessLookupError
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.time() + 20
+            while time.time() < deadline and os.path.exists(f"/proc/{pid}") and \
+                    not read_bytes(f"/proc/{pid}/stat").decode().rsplit(")", 1)[1].split()[0] == "Z":
+                time.sleep(0.1)
+            if os.path.exists(f"/proc/{pid}"):
+                os.kill(pid, signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+        os.unlink(f)
+
+
+def spawn_part(name: str, argv: list) -> subprocess.Popen:
+    os.makedirs(CHILDREN_DIR, exist_ok=True)
+    os.makedirs(PART_LOGS, exist_ok=True)
+    # Children must not inherit NOTIFY_SOCKET: etcd sends READY=1 itself (etcdmain notifySystemd).
+    env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+    with open(f"{PART_LOGS}/{name}.log", "ab") as out:
+        proc = subprocess.Popen([str(a) for a in argv], env=env, stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=out, start_new_session=True, close_fds=True)
+    write_file(f"{CHILDREN_DIR}/{name}.pid", f"{proc.pid}\n")
+    info(f"started {name} (pid {proc.pid}; log {PART_LOGS}/{name}.log)")
+    return proc
+
+
+def kubectl_real(*args: str, data: str | None = None, kubeconfig: str = KUBECONFIG,
+                 timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run([f"{PARTS_DIR}/kubectl", f"--kubeconfig={kubeconfig}", *args],
+                          input=data, capture_output=True, text=True, timeout=timeout)
+
+
+def wait_until(what: str, pred, proc: subprocess.Popen | None = None, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not pred():
+        if proc is not None and proc.poll() is not None:
+            fatal(f"{what}: the process exited with {proc.returncode}; see {PART_LOGS}")
+        if time.time() > deadline:
+            fatal(f"{what}: not within {timeout:.0f}s; see {PART_LOGS}")
+        time.sleep(0.5)
+
+
+def start_real_control_plane(cfg: dict, ident: Identity, member: str) -> None:
+    """A first server's control plane on the real parts, as RKE2 runs its static pods: the
+    certificates k3s issues for them (pkg/daemons/control/deps/deps.go genServerCerts,
+    genETCDCerts), etcd with data in server/db/etcd, kube-apiserver on 6443, the controller
+    manager and scheduler with their own client certificates, this node's Node kept Ready by
+    kwok in place of the kubelet."""
+    parts = _realparts()
+    ip = ident.ips[0]
+    ensure_leaf("etcd/server-client", "etcd/server-ca", "etcd-server", [], {"localhost", ident.name},
+                {"127.0.0.1", ip}, True, True)
+    ensure_leaf("etcd/peer-server-client", "etcd/peer-ca", "etcd-peer", [], {"localhost", ident.name},
+                {"127.0.0.1", ip}, True, True)
+    ensure_leaf("etcd/client", "etcd/server-ca", "etcd-client", [], set(), set(), False, True)
+    cred = f"{DATA_DIR}/server/cred"
+    for leaf, cn, orgs in (("client-controller", "system:kube-controller-manager", []),
+                           ("client-scheduler", "system:kube-scheduler", []),
+                           ("client-rk2lab-kwok", "rk2lab-kwok", ["rk2lab:kwok"])):
+        ensure_leaf(leaf, "client-ca", cn, orgs, set(), set(), False, True)
+        write_file(f"{cred}/{leaf.removeprefix('client-')}.kubeconfig", parts.kubeconfig(
+            "https://127.0.0.1:6443", f"{TLS}/server-ca.crt", f"{TLS}/{leaf}.crt", f"{TLS}/{leaf}.key"), 0o600)
+    link = f"{DATA_DIR}/bin"
+    if not os.path.islink(link):
+        shutil.rmtree(link, ignore_errors=True)
+        os.symlink(PARTS_DIR, link)  # bin/kubectl is the real one
+    stop_parts()
+    etcd = spawn_part("etcd", parts.etcd_args(f"{PARTS_DIR}/etcd", member, ip, ETCD_DIR, TLS))
+    health = [f"{PARTS_DIR}/etcdctl", "--endpoints=https://127.0.0.1:2379",
+              f"--cacert={TLS}/etcd/server-ca.crt", f"--cert={TLS}/etcd/client.crt",
+              f"--key={TLS}/etcd/client.key", "endpoint", "health"]
+    wait_until("etcd healthy", lambda: subprocess.run(health, capture_output=True).returncode == 0, etcd)
+    svc = str(cfg.get("service-cidr") or CRITICAL["service-cidr"])
+    api = spawn_part("kube-apiserver", parts.apiserver_args(
+        f"{PARTS_DIR}/kube-apiserver", ip, TLS, f"{TLS}/temporary-certs", service_cidr=svc))
+    wait_until("kube-apiserver ready", lambda: kubectl_real("get", "--raw", "/readyz").stdout == "ok", api)
+    spawn_part("kube-controller-manager", parts.controller_manager_args(
+        f"{PARTS_DIR}/kube-controller-manager", TLS, f"{cred}/controller.kubeconfig",
+        cluster_cidr=str(cfg.get("cluster-cidr") or CRITICAL["cluster-cidr"]), service_cidr=svc))
+    spawn_part("kube-scheduler", parts.scheduler_args(f"{PARTS_DIR}/kube-scheduler", f"{cred}/scheduler.kubeconfig"))
+    labels = {"kubernetes.io/hostname": ident.name, "node-role.kubernetes.io/control-plane": "true",
+              "node-role.kubernetes.io/etcd": "true", "node-role.kubernetes.io/master": "true"}
+    for lbl in ident.labels:
+        k, _, v = str(lbl).partition("=")
+        labels[k] = v
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": ident.name, "labels": labels}}
+    for doc in (KWOK_RBAC, node):
+        res = kubectl_real("apply", "-f", "-", data=json.dumps(doc))
+        if res.returncode != 0:
+            fatal(f"kubectl apply: {res.stderr.strip()}")
+    # The kubelet reports RKE2's version (v1.33.5+rke2r1); kwok keeps a kubeletVersion that is
+    # already there (kwok v0.7.0 kustomize/stage/node/fast/node-initialize.yaml:
+    # `or $nodeInfo.kubeletVersion $kwokVersion`), so set it at each start, as a new kubelet would.
+    res = kubectl_real("patch", "node", ident.name, "--subresource=status", "--type=merge", "-p",
+                       json.dumps({"status": {"nodeInfo": {"kubeletVersion": VERSION,
+                                                           "kubeProxyVersion": VERSION}}}))
+    if res.returncode != 0:
+        fatal(f"kubectl patch node {ident.name} status: {res.stderr.strip()}")
+    kwok = spawn_part("kwok", [f"{PARTS_DIR}/kwok", f"--kubeconfig={cred}/rk2lab-kwok.kubeconfig",
+                               f"--manage-single-node={ident.name}", f"--node-ip={ip}"])
+    wait_until(f"node {ident.name} Ready", lambda: kubectl_real(
+        "get", "node", ident.name, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"
+    ).stdout == "True", kwok)
+    info(f"control plane on the real parts is up; node {ident.name} is Ready")
+
+
 def apiserver_main() -> int:
     log.open(LOG_FILE)
     store = Store()
@@ -1169,8 +1317,10 @@ def member_name_for(ident: Identity) -> str:
 
 
 def record_member(name: str, peer: str) -> None:
-    os.makedirs(f"{ETCD_DIR}/member/wal", exist_ok=True)
-    os.makedirs(f"{ETCD_DIR}/member/snap", exist_ok=True)
+    if ENGINE != "realparts":  # real etcd makes its own data dir (a WAL dir means "restart")
+        os.makedirs(f"{ETCD_DIR}/member/wal", exist_ok=True)
+        os.makedirs(f"{ETCD_DIR}/member/snap", exist_ok=True)
+    os.makedirs(ETCD_DIR, mode=0o700, exist_ok=True)
     write_file(f"{ETCD_DIR}/name", name + "\n", 0o600)
     write_file(MEMBER_FILE, json.dumps({"name": name, "peer": peer}), 0o600)
 
@@ -1287,8 +1437,13 @@ def server_main(args: list) -> int:
     rt = Runtime(cfg, ident, store, pw)
     sup_doc = supervisor_cert(rt)
     write_kubeconfig(cfg)
-    install_kubectl()
-    restart_apiserver()
+    if ENGINE == "realparts":
+        if cfg.get("server"):
+            fatal("rke2-standin realparts: joining servers are not implemented yet")
+        start_real_control_plane(cfg, ident, member)
+    else:
+        install_kubectl()
+        restart_apiserver()
 
     sup_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     sup_ctx.load_cert_chain(SUP_CRT, SUP_KEY)

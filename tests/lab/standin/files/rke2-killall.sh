@@ -1,6 +1,7 @@
 #!/bin/sh
-# rke2-standin's rke2-killall.sh (lab stand-in, NOT RKE2's): stops the services and any
-# rke2-standin process started by hand. There are no containers or CNI links to clean up.
+# rke2-standin's rke2-killall.sh (lab stand-in, NOT RKE2's): stops the services, any
+# rke2-standin process started by hand and the real parts it runs in place of RKE2's static
+# pods (/opt/rk2lab-parts/...). There are no containers or CNI links to clean up.
 if [ ! "$(id -u)" -eq 0 ]; then
     echo "$(basename "${0}"): must be run as root" >&2
     exit 1
@@ -18,7 +19,7 @@ for p in /proc/[0-9]*; do
     [ "${pid}" = "$$" ] && continue
     [ "$(readlink "${p}/ns/net" 2>/dev/null)" = "${own_ns}" ] || continue
     case "$(tr '\0' ' ' < "${p}/cmdline" 2>/dev/null)" in
-        *"/bin/rke2 server"*|*"/bin/rke2 agent"*) kill -9 "${pid}" 2>/dev/null || true ;;
+        *"/bin/rke2 server"*|*"/bin/rke2 agent"*|"/opt/rk2lab-parts/"*) kill -9 "${pid}" 2>/dev/null || true ;;
     esac
 done
 set -x
