@@ -65,11 +65,20 @@ def requires_lab():
     return pytest.mark.skipif(reason is not None, reason=reason or "")
 
 
+def _new_lab() -> Lab:
+    the_lab = Lab()
+    # The real parts, when this process has them (realparts_artifacts), in every host.
+    from .realparts.parts import PARTS_IN_HOST, ensured_parts_bin
+    if ensured_parts_bin() is not None:
+        the_lab.binds_ro = ((str(ensured_parts_bin()), PARTS_IN_HOST),)
+    return the_lab
+
+
 @pytest.fixture
 def lab():
     """A fresh lab per test (torn down even when the test fails)."""
     _skip_unless_available()
-    with Lab() as the_lab:
+    with _new_lab() as the_lab:
         yield the_lab
 
 
@@ -77,7 +86,7 @@ def lab():
 def module_lab():
     """One lab shared by a module's tests (each test adds its own hosts)."""
     _skip_unless_available()
-    with Lab() as the_lab:
+    with _new_lab() as the_lab:
         yield the_lab
 
 
@@ -96,6 +105,21 @@ def rke2_artifacts(tmp_path_factory) -> Path:
     version (versions.env RKE2_VERSION)."""
     _skip_unless_available()
     return build_artifacts(tmp_path_factory.mktemp("rke2-artifacts"), rke2_version())
+
+
+@pytest.fixture(scope="session")
+def realparts_artifacts(tmp_path_factory) -> Path:
+    """rke2_artifacts with engine "realparts": a first server runs the lab's real etcd,
+    kube-apiserver, controller-manager, scheduler and kwok (built on first use; labs made
+    after this fixture bind them into every host). Skips where they cannot be built."""
+    _skip_unless_available()
+    from .realparts.parts import ensure_parts, parts_unavailable_reason
+    reason = parts_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    ensure_parts()
+    return build_artifacts(tmp_path_factory.mktemp("rke2-artifacts-realparts"), rke2_version(),
+                           engine="realparts")
 
 
 def install_rke2_standin(host, artifacts: Path, install_type: str = "server",

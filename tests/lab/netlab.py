@@ -260,6 +260,8 @@ class Lab:
                                "may not overlap)")
         self.dir = Path(tempfile.mkdtemp(prefix=f"rk2lab-{self.id}-", dir=base))
         self.hosts: dict[str, Host] = {}
+        #: (path here, path in the host) bound read-only into every host added from now on
+        self.binds_ro: tuple[tuple[str, str], ...] = ()
         self.segments: dict[str, Segment] = {}
         self._entries: dict[str, str] = {}
         self._closed = False

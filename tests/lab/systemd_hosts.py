@@ -463,6 +463,25 @@ class SystemdHost(netlab.Host):
         return events
 
 
+# Each container's systemd takes inotify instances from root's shared limit (no user
+# namespaces here): Debian's default of 128 is gone at about a dozen hosts ("Failed to
+# allocate manager object: Too many open files"). The lab raises the limit, never lowers it
+# (the same advice kind gives for many nodes).
+INOTIFY_INSTANCES = 2048
+
+
+def _ensure_inotify_instances() -> None:
+    path = Path("/proc/sys/fs/inotify/max_user_instances")
+    try:
+        if int(path.read_text()) < INOTIFY_INSTANCES:
+            path.write_text(f"{INOTIFY_INSTANCES}\n")
+            print(f"rk2lab: fs.inotify.max_user_instances raised to {INOTIFY_INSTANCES} "
+                  "(systemd in every lab host needs some)", file=sys.stderr)
+    except OSError as e:
+        print(f"rk2lab: cannot raise fs.inotify.max_user_instances ({e}); "
+              "more than about a dozen hosts may fail to boot", file=sys.stderr)
+
+
 def add_systemd_host(lab, name: str, address: str, register_name: bool = True,
                      base: Path | None = None,
                      binds_ro: tuple[tuple[str, str], ...] = (),
@@ -475,11 +494,12 @@ def add_systemd_host(lab, name: str, address: str, register_name: bool = True,
         raise LabError("lab is not running")
     if name in lab.hosts:
         raise LabError(f"host {name} exists")
+    _ensure_inotify_instances()
     seg = lab.segments[segment] if segment is not None else None
     if seg is not None and ipaddress.ip_address(address) not in seg.network:
         raise LabError(f"{address} is not an address of segment {seg.name} ({seg.network})")
-    host = SystemdHost(lab, name, address, len(lab.hosts) + 1, base or ensure_base(), binds_ro,
-                       private_kernel_params)
+    host = SystemdHost(lab, name, address, len(lab.hosts) + 1, base or ensure_base(),
+                       (*lab.binds_ro, *binds_ro), private_kernel_params)
     host.segment = seg
     lab.hosts[name] = host
     if register_name:

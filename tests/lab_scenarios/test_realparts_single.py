@@ -16,31 +16,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.fixtures import requires_lab, rke2_version
-from tests.lab.realparts import ensure_parts, parts_unavailable_reason
-from tests.lab.standin import build_artifacts
+from tests.lab.fixtures import requires_lab
+from tests.lab.realparts.parts import ensured_parts_bin, parts_unavailable_reason
 from tests.lab_scenarios.support import LabStack, provision_artifacts
 from tests.lab_scenarios.test_single_server import HOST, single_config
 
 _reason = parts_unavailable_reason()
 pytestmark = [requires_lab(), pytest.mark.lab, pytest.mark.skipif(_reason is not None, reason=_reason or "")]
 
-PARTS_IN_HOST = "/opt/rk2lab-parts"
-
-
-@pytest.fixture(scope="module")
-def parts_bin() -> Path:
-    return ensure_parts()
-
 
 def ready(node: dict) -> str:
     return next((c["status"] for c in node["status"].get("conditions", []) if c["type"] == "Ready"), "")
 
 
-def test_single_server_on_real_parts_nodes_ready_and_data_survive_a_move(lab, parts_bin, tmp_path):
-    artifacts = build_artifacts(tmp_path / "artifacts", rke2_version(), engine="realparts")
-    host = lab.add_host(HOST, "10.77.0.61", binds_ro=((str(parts_bin), PARTS_IN_HOST),))
-    provision_artifacts(host, artifacts)
+def test_single_server_on_real_parts_nodes_ready_and_data_survive_a_move(realparts_artifacts, lab, tmp_path):
+    parts_bin = ensured_parts_bin()
+    host = lab.add_host(HOST, "10.77.0.61")
+    provision_artifacts(host, realparts_artifacts)
     stack = LabStack(lab, tmp_path)
     stack.configure(single_config(host, mobile=True))
     stack.init()

@@ -61,8 +61,8 @@ def starts(host) -> int:
 
 
 @pytest.fixture
-def deployed(lab, rke2_artifacts, tmp_path):
-    return single_server(lab, rke2_artifacts, tmp_path, "10.77.0.11", mobile=True,
+def deployed(lab, realparts_artifacts, tmp_path):
+    return single_server(lab, realparts_artifacts, tmp_path, "10.77.0.11", mobile=True,
                          token="lab-configured-join-secret-3141")
 
 
@@ -150,8 +150,8 @@ def test_the_move_mobile_mode_keeps_serving_without_up(lab, deployed, tmp_path):
 AFTER_REBOOT = "/usr/local/bin/rke2-killall.sh >/dev/null 2>&1; timeout {seconds} systemctl start rke2-server || true"
 
 
-def test_the_move_without_mobile_mode_breaks_then_recovers(lab, rke2_artifacts, tmp_path):
-    host, stack = single_server(lab, rke2_artifacts, tmp_path, "10.77.0.12", mobile=False, readyTimeoutSeconds=600)
+def test_the_move_without_mobile_mode_breaks_then_recovers(lab, realparts_artifacts, tmp_path):
+    host, stack = single_server(lab, realparts_artifacts, tmp_path, "10.77.0.12", mobile=False, readyTimeoutSeconds=600)
     host.readdress("10.77.0.43")
     lab.set_host_entry(HOST, "10.77.0.43")
     # The server starts on the new network as after a reboot (nothing of RKE2 left running,
@@ -178,11 +178,11 @@ def test_the_move_without_mobile_mode_breaks_then_recovers(lab, rke2_artifacts, 
     assert readyz(lab, stack, tmp_path)["ok"]
 
 
-def test_the_move_with_a_new_address_recovers_on_a_plain_up(lab, rke2_artifacts, tmp_path):
+def test_the_move_with_a_new_address_recovers_on_a_plain_up(lab, realparts_artifacts, tmp_path):
     """The stack addresses the server by IP and the IP changed: every step runs again,
     preflight first, while rke2-server retries with 9345 open. Preflight must see that port
     as rke2's own, and the service step must detect "not a member" while waiting."""
-    host, stack = single_server(lab, rke2_artifacts, tmp_path, "10.77.0.14", up=False, mobile=False,
+    host, stack = single_server(lab, realparts_artifacts, tmp_path, "10.77.0.14", up=False, mobile=False,
                                 readyTimeoutSeconds=600)
     config = single_config(host, mobile=False, readyTimeoutSeconds=600)
 
@@ -212,8 +212,8 @@ def test_the_move_with_a_new_address_recovers_on_a_plain_up(lab, rke2_artifacts,
     assert Path(host.path("/usr/local/bin/rke2")).exists()
 
 
-def test_sshd_down_during_up_fails_naming_the_host_then_converges(lab, rke2_artifacts, tmp_path):
-    host, stack = single_server(lab, rke2_artifacts, tmp_path, "10.77.0.13", up=False, mobile=True)
+def test_sshd_down_during_up_fails_naming_the_host_then_converges(lab, realparts_artifacts, tmp_path):
+    host, stack = single_server(lab, realparts_artifacts, tmp_path, "10.77.0.13", up=False, mobile=True)
     proc = lab.popen(["pulumi", "up", "--yes", "--skip-preview", "--non-interactive", "--stack", stack.name],
                      env=stack.project.env, cwd=str(stack.project.dir), text=True,
                      stdout=__import__("subprocess").PIPE, stderr=__import__("subprocess").STDOUT)

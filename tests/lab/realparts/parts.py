@@ -46,9 +46,20 @@ def parts_unavailable_reason() -> str | None:
     return None
 
 
+_ENSURED: Path | None = None
+#: Where lab hosts see the parts (bound read-only; rke2-standin's engine "realparts" runs them).
+PARTS_IN_HOST = "/opt/rk2lab-parts"
+
+
+def ensured_parts_bin() -> Path | None:
+    """The bin directory ensure_parts returned in this process, if it ran."""
+    return _ENSURED
+
+
 def ensure_parts(progress=sys.stderr) -> Path:
     """The bin directory of the built parts; runs build.sh (a no-op on a cache hit, minutes
     on a miss). Progress goes to `progress`."""
+    global _ENSURED
     res = subprocess.run(["bash", str(BUILD_SH)], stdout=subprocess.PIPE, stderr=progress,
                          text=True)
     lines = res.stdout.strip().splitlines()
@@ -58,6 +69,7 @@ def ensure_parts(progress=sys.stderr) -> Path:
     missing = [p for p in PARTS if not (bin_dir / p).is_file()]
     if missing:
         raise PartsError(f"{bin_dir} lacks {missing}")
+    _ENSURED = bin_dir
     return bin_dir
 
 

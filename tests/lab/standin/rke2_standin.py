@@ -986,12 +986,30 @@ def sign_supervisor_doc(names: set, key=None) -> dict:
                      "tls.key": base64.b64encode(key_pem(key)).decode()}}
 
 
+class ApiUnreachable(Exception):
+    """Engine realparts: the real API does not answer (yet), so the secret is unknown."""
+
+
 def shared_doc(rt: Runtime) -> dict | None:
+    if ENGINE == "realparts":  # the secret lives in the real API
+        res = kubectl_real("-n", "kube-system", "get", "secret", "rke2-serving", "-o", "json",
+                           "--request-timeout=3s", timeout=10)
+        if res.returncode != 0:
+            if "NotFound" in res.stderr:
+                return None
+            raise ApiUnreachable(res.stderr.strip())
+        got = json.loads(res.stdout)
+        return {"metadata": {"annotations": got["metadata"].get("annotations", {})}, "data": got["data"]}
     rec = rt.store.get("secrets", SERVING_SECRET)
     return rec.get("doc") if rec else None
 
 
 def put_shared_doc(rt: Runtime, doc: dict) -> None:
+    if ENGINE == "realparts":
+        res = kubectl_real("apply", "-f", "-", "--request-timeout=3s", data=json.dumps(doc), timeout=10)
+        if res.returncode != 0:
+            log("warning", f"could not write secret {SERVING_SECRET}: {res.stderr.strip()}")
+        return
     rt.store.put("secrets", SERVING_SECRET, {
         "doc": doc, "type": "kubernetes.io/tls",
         "data": {"tls.crt": base64.b64decode(doc["data"]["tls.crt"]).decode()}})
@@ -1018,7 +1036,10 @@ def supervisor_cert(rt: Runtime) -> dict:
     if os.path.exists(path):
         with open(path) as f:
             cached = json.load(f)
-    shared = shared_doc(rt)
+    try:
+        shared = shared_doc(rt)
+    except ApiUnreachable:  # dynamiclistener starts from its file cache; the watch syncs later
+        shared = None
     names = dns | ips | doc_names(cached) | doc_names(shared)
     ca_cert, _ = load_pair("server-ca")
     key, reason = None, "no cached certificate"
@@ -1044,8 +1065,13 @@ def watch_serving_secret(rt: Runtime, doc: dict, sup_ctx: ssl.SSLContext) -> Non
     a watch on the secret; update() -> saveInK8s()): a deleted secret is created again from
     the cached certificate, and names another server added to the shared secret are merged
     into this server's certificate (and the union written back)."""
-    while not rt.stop.wait(0.1):  # a watch reacts at once; the file is only re-read when it changed
-        shared = shared_doc(rt)
+    # A watch reacts at once (the imitation's file is only re-read when it changed); the real
+    # API is polled every second.
+    while not rt.stop.wait(1.0 if ENGINE == "realparts" else 0.1):
+        try:
+            shared = shared_doc(rt)
+        except ApiUnreachable:
+            continue
         ours = doc_names(doc)
         if shared is None:
             put_shared_doc(rt, doc)
@@ -1249,6 +1275,36 @@ def start_real_control_plane(cfg: dict, ident: Identity, member: str) -> None:
         "get", "node", ident.name, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"
     ).stdout == "True", kwok)
     info(f"control plane on the real parts is up; node {ident.name} is Ready")
+
+
+def real_etcd_reset(ident: Identity, member: str) -> None:
+    """k3s `(*ETCD).Reset` (pkg/etcd/etcd.go) without a restore path: etcd with
+    --force-new-cluster listening on loopback only, then, with one member left, MemberUpdate
+    to this node's peer URL (force-new-cluster keeps the data but not the new address), stop."""
+    parts = _realparts()
+    stop_parts()
+    ip = ident.ips[0]
+    ensure_leaf("etcd/server-client", "etcd/server-ca", "etcd-server", [], {"localhost", ident.name},
+                {"127.0.0.1", ip}, True, True)
+    ensure_leaf("etcd/peer-server-client", "etcd/peer-ca", "etcd-peer", [], {"localhost", ident.name},
+                {"127.0.0.1", ip}, True, True)
+    etcd = spawn_part("etcd", parts.etcd_args(f"{PARTS_DIR}/etcd", member, ip, ETCD_DIR, TLS, reset=True))
+    ctl = [f"{PARTS_DIR}/etcdctl", "--endpoints=https://127.0.0.1:2379", f"--cacert={TLS}/etcd/server-ca.crt",
+           f"--cert={TLS}/etcd/client.crt", f"--key={TLS}/etcd/client.key", "-w", "json"]
+
+    def members() -> list:
+        res = subprocess.run([*ctl, "member", "list"], capture_output=True, text=True)
+        return json.loads(res.stdout).get("members", []) if res.returncode == 0 else []
+
+    wait_until("etcd (force-new-cluster) answering", lambda: bool(members()), etcd)
+    [m] = members()
+    if ident.peer_url not in m.get("peerURLs", []):
+        res = subprocess.run([*ctl, "member", "update", format(m["ID"], "x"), f"--peer-urls={ident.peer_url}"],
+                             capture_output=True, text=True)
+        if res.returncode != 0:
+            fatal(f"etcd member update: {res.stderr.strip()}")
+    stop_parts()
+    info("Etcd is running, restart without --cluster-reset flag now")
 
 
 def apiserver_main() -> int:
@@ -1538,6 +1594,8 @@ def cluster_reset(cfg: dict, ident: Identity, member: str, initialized: bool) ->
         if name != member:
             store.put("members", name, None)
     store.put("members", member, {"peer": ident.peer_url, "added": time.time()})
+    if ENGINE == "realparts":
+        real_etcd_reset(ident, member)
     record_member(member, ident.peer_url)
     dns, ips = ident.api_names()
     ensure_leaf("serving-kube-apiserver", "server-ca", "kube-apiserver", [], dns, ips, True, False)
