@@ -128,6 +128,23 @@ def run_in(netns: str, argv: list[str], timeout: float = 60,
                           capture_output=True, text=True, timeout=timeout)
 
 
+# What kwok (the lab's kubelet stand-in on each node) needs; granted to group rk2lab:kwok.
+KWOK_RBAC = {"apiVersion": "v1", "kind": "List", "items": [
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+     "metadata": {"name": "rk2lab:kwok"},
+     "rules": [{"apiGroups": [""], "resources": ["nodes", "pods"],
+                "verbs": ["get", "list", "watch", "patch", "update"]},
+               {"apiGroups": [""], "resources": ["nodes/status", "pods/status"],
+                "verbs": ["patch", "update"]},
+               {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+               {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                "verbs": ["get", "list", "watch", "create", "update", "patch"]}]},
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+     "metadata": {"name": "rk2lab:kwok"},
+     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "rk2lab:kwok"},
+     "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "rk2lab:kwok"}]}]}
+
+
 def etcd_args(etcd: Path | str, name: str, ip: str, data_dir: Path, tls: Path,
               initial_cluster: str | None = None, state: str = "new",
               reset: bool = False) -> list[str]:

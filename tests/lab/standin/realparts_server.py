@@ -15,6 +15,7 @@ import json
 import shlex
 from pathlib import Path
 
+from tests.lab.realparts.parts import KWOK_RBAC as _KWOK_RBAC
 from tests.lab.realparts.parts import apiserver_args, controller_manager_args, etcd_args, scheduler_args
 from tests.lab.realparts.pki import kubeconfig
 
@@ -22,22 +23,8 @@ DATA = Path("/var/lib/rancher/rke2")
 TLS = DATA / "server/tls"
 
 
-# What kwok (the lab's kubelet stand-in on each node) needs; granted to group rk2lab:kwok.
-KWOK_RBAC = json.dumps({"apiVersion": "v1", "kind": "List", "items": [
-    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-     "metadata": {"name": "rk2lab:kwok"},
-     "rules": [{"apiGroups": [""], "resources": ["nodes", "pods"],
-                "verbs": ["get", "list", "watch", "patch", "update"]},
-               {"apiGroups": [""], "resources": ["nodes/status", "pods/status"],
-                "verbs": ["patch", "update"]},
-               {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
-               {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-                "verbs": ["get", "list", "watch", "create", "update", "patch"]}]},
-    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-     "metadata": {"name": "rk2lab:kwok"},
-     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "rk2lab:kwok"},
-     "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "rk2lab:kwok"}]}]},
-    separators=(",", ":"))
+# What kwok needs, as one JSON line for the script.
+KWOK_RBAC = json.dumps(_KWOK_RBAC, separators=(",", ":"))
 
 
 def server_script(parts: str, node_name: str, ip: str, member_name: str) -> str:

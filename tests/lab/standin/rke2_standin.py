@@ -1138,22 +1138,6 @@ def restart_apiserver() -> None:
 # --- engine "realparts": the real control plane ---------------------------------------------
 CHILDREN_DIR = f"{DATA_DIR}/server/standin-parts"  # <name>.pid of each running part
 PART_LOGS = f"{DATA_DIR}/agent/logs"
-KWOK_RBAC = {"apiVersion": "v1", "kind": "List", "items": [
-    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-     "metadata": {"name": "rk2lab:kwok"},
-     "rules": [{"apiGroups": [""], "resources": ["nodes", "pods"],
-                "verbs": ["get", "list", "watch", "patch", "update"]},
-               {"apiGroups": [""], "resources": ["nodes/status", "pods/status"],
-                "verbs": ["patch", "update"]},
-               {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
-               {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-                "verbs": ["get", "list", "watch", "create", "update", "patch"]}]},
-    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-     "metadata": {"name": "rk2lab:kwok"},
-     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "rk2lab:kwok"},
-     "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "rk2lab:kwok"}]}]}
-
-
 def _realparts():
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(sys.argv[0])),
                                     "..", "share", "rke2-standin"))
@@ -1257,7 +1241,7 @@ def start_real_control_plane(cfg: dict, ident: Identity, member: str) -> None:
         k, _, v = str(lbl).partition("=")
         labels[k] = v
     node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": ident.name, "labels": labels}}
-    for doc in (KWOK_RBAC, node):
+    for doc in (parts.KWOK_RBAC, node):
         res = kubectl_real("apply", "-f", "-", data=json.dumps(doc))
         if res.returncode != 0:
             fatal(f"kubectl apply: {res.stderr.strip()}")
