@@ -37,7 +37,7 @@ KEY="$(
   {
     grep -E "^($(IFS='|'; echo "${PIN_KEYS[*]}"))=" "$VERSIONS_FILE" | LC_ALL=C sort
     echo "kcm=$WITH_KCM"
-    sha256sum "$HERE/build.sh"
+    sha256sum < "$HERE/build.sh"  # contents only: the same key from any clone
     go env GOVERSION GOOS GOARCH
   } | sha256sum | cut -c1-12
 )"
