@@ -38,8 +38,8 @@ def install_step(name: str, host: HostAccess, cluster: ClusterConfig, rke2_type:
     re-runs the same idempotent script, which skips an installed version. For a rolling
     upgrade the caller's `opts` carry the node's turn: after servers[0]'s upgrade guard (via
     preflight), the previous server's readiness (servers), or every server and this agent's
-    turn (upgrade.turn_step: the batch before has finished) and drain (agents); so a new version lands on one node when its
-    turn comes, never on every node at once."""
+    turn (upgrade.turn_step: the batch before has finished) and drain (agents); so a new
+    version lands on one node when its turn comes, never on every node at once."""
     return step(f"{name}-install", host, "install.sh",
                 values={"RKE2_VERSION": cluster.version, "RKE2_TYPE": rke2_type,
                         "INSTALL_SCRIPT_URL": cluster.install_script_url,
