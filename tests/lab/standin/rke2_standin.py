@@ -1197,6 +1197,24 @@ def wait_until(what: str, pred, proc: subprocess.Popen | None = None, timeout: f
         time.sleep(0.5)
 
 
+def ensure_etcd_leaves(ident: Identity) -> None:
+    """etcd's certificates as k3s issues them (deps.go genETCDCerts): server and peer with the
+    node's name and IP, and the client certificate the API server and etcdctl use."""
+    ip = ident.ips[0]
+    ensure_leaf("etcd/server-client", "etcd/server-ca", "etcd-server", [], {"localhost", ident.name},
+                {"127.0.0.1", ip}, True, True)
+    ensure_leaf("etcd/peer-server-client", "etcd/peer-ca", "etcd-peer", [], {"localhost", ident.name},
+                {"127.0.0.1", ip}, True, True)
+    ensure_leaf("etcd/client", "etcd/server-ca", "etcd-client", [], set(), set(), False, True)
+
+
+def etcdctl(*args: str) -> subprocess.CompletedProcess:
+    """The real etcdctl against this node's etcd, with the etcd client certificate."""
+    return subprocess.run([f"{PARTS_DIR}/etcdctl", "--endpoints=https://127.0.0.1:2379",
+                           f"--cacert={TLS}/etcd/server-ca.crt", f"--cert={TLS}/etcd/client.crt",
+                           f"--key={TLS}/etcd/client.key", *args], capture_output=True, text=True)
+
+
 def start_real_control_plane(cfg: dict, ident: Identity, member: str) -> None:
     """A first server's control plane on the real parts, as RKE2 runs its static pods: the
     certificates k3s issues for them (pkg/daemons/control/deps/deps.go genServerCerts,
@@ -1205,11 +1223,7 @@ def start_real_control_plane(cfg: dict, ident: Identity, member: str) -> None:
     kwok in place of the kubelet."""
     parts = _realparts()
     ip = ident.ips[0]
-    ensure_leaf("etcd/server-client", "etcd/server-ca", "etcd-server", [], {"localhost", ident.name},
-                {"127.0.0.1", ip}, True, True)
-    ensure_leaf("etcd/peer-server-client", "etcd/peer-ca", "etcd-peer", [], {"localhost", ident.name},
-                {"127.0.0.1", ip}, True, True)
-    ensure_leaf("etcd/client", "etcd/server-ca", "etcd-client", [], set(), set(), False, True)
+    ensure_etcd_leaves(ident)
     cred = f"{DATA_DIR}/server/cred"
     for leaf, cn, orgs in (("client-controller", "system:kube-controller-manager", []),
                            ("client-scheduler", "system:kube-scheduler", []),
@@ -1223,10 +1237,7 @@ def start_real_control_plane(cfg: dict, ident: Identity, member: str) -> None:
         os.symlink(PARTS_DIR, link)  # bin/kubectl is the real one
     stop_parts()
     etcd = spawn_part("etcd", parts.etcd_args(f"{PARTS_DIR}/etcd", member, ip, ETCD_DIR, TLS))
-    health = [f"{PARTS_DIR}/etcdctl", "--endpoints=https://127.0.0.1:2379",
-              f"--cacert={TLS}/etcd/server-ca.crt", f"--cert={TLS}/etcd/client.crt",
-              f"--key={TLS}/etcd/client.key", "endpoint", "health"]
-    wait_until("etcd healthy", lambda: subprocess.run(health, capture_output=True).returncode == 0, etcd)
+    wait_until("etcd healthy", lambda: etcdctl("endpoint", "health").returncode == 0, etcd)
     svc = str(cfg.get("service-cidr") or CRITICAL["service-cidr"])
     api = spawn_part("kube-apiserver", parts.apiserver_args(
         f"{PARTS_DIR}/kube-apiserver", ip, TLS, f"{TLS}/temporary-certs", service_cidr=svc))
@@ -1267,24 +1278,18 @@ def real_etcd_reset(ident: Identity, member: str) -> None:
     to this node's peer URL (force-new-cluster keeps the data but not the new address), stop."""
     parts = _realparts()
     stop_parts()
-    ip = ident.ips[0]
-    ensure_leaf("etcd/server-client", "etcd/server-ca", "etcd-server", [], {"localhost", ident.name},
-                {"127.0.0.1", ip}, True, True)
-    ensure_leaf("etcd/peer-server-client", "etcd/peer-ca", "etcd-peer", [], {"localhost", ident.name},
-                {"127.0.0.1", ip}, True, True)
-    etcd = spawn_part("etcd", parts.etcd_args(f"{PARTS_DIR}/etcd", member, ip, ETCD_DIR, TLS, reset=True))
-    ctl = [f"{PARTS_DIR}/etcdctl", "--endpoints=https://127.0.0.1:2379", f"--cacert={TLS}/etcd/server-ca.crt",
-           f"--cert={TLS}/etcd/client.crt", f"--key={TLS}/etcd/client.key", "-w", "json"]
+    ensure_etcd_leaves(ident)
+    etcd = spawn_part("etcd", parts.etcd_args(f"{PARTS_DIR}/etcd", member, ident.ips[0], ETCD_DIR, TLS,
+                                              reset=True))
 
     def members() -> list:
-        res = subprocess.run([*ctl, "member", "list"], capture_output=True, text=True)
+        res = etcdctl("-w", "json", "member", "list")
         return json.loads(res.stdout).get("members", []) if res.returncode == 0 else []
 
     wait_until("etcd (force-new-cluster) answering", lambda: bool(members()), etcd)
     [m] = members()
     if ident.peer_url not in m.get("peerURLs", []):
-        res = subprocess.run([*ctl, "member", "update", format(m["ID"], "x"), f"--peer-urls={ident.peer_url}"],
-                             capture_output=True, text=True)
+        res = etcdctl("member", "update", format(m["ID"], "x"), f"--peer-urls={ident.peer_url}")
         if res.returncode != 0:
             fatal(f"etcd member update: {res.stderr.strip()}")
     stop_parts()
