@@ -9,7 +9,6 @@ import pulumi_kubernetes as k8s
 
 from . import versions
 
-CHART_REPO = "https://charts.jetstack.io"
 NAMESPACE = "cert-manager"
 
 
@@ -17,6 +16,10 @@ NAMESPACE = "cert-manager"
 class CertManagerArgs:
     version: str
     """Pinned chart version, e.g. v1.16.5."""
+    repository: str
+    """Chart repository URL (jetstack's, or a site's chart mirror)."""
+    repository_ca_file: str | None = None
+    """CA bundle the repository's certificate chains to (Helm's --ca-file)."""
     timeout_seconds: int = 600
     """How long Helm waits for the webhook and the startupapicheck job."""
 
@@ -32,7 +35,7 @@ class CertManager(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: CertManagerArgs, opts: pulumi.ResourceOptions | None = None):
         values = cert_manager_values(args.version)
-        props = {"version": args.version, "namespace": NAMESPACE, "chartRepository": CHART_REPO,
+        props = {"version": args.version, "namespace": NAMESPACE, "chartRepository": args.repository,
                  "values": values}
         super().__init__("rke2:index:CertManager", name, props, opts)
         self.release = k8s.helm.v3.Release(
@@ -41,7 +44,7 @@ class CertManager(pulumi.ComponentResource):
                 name="cert-manager",
                 chart="cert-manager",
                 version=args.version,
-                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CHART_REPO),
+                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=args.repository, ca_file=args.repository_ca_file),
                 namespace=NAMESPACE,
                 create_namespace=True,
                 values=values,

@@ -96,7 +96,9 @@ def build(stack: StackConfig) -> dict[str, pulumi.Input]:
 
     cert_manager = None
     if stack.cert_manager.enabled:
-        cert_manager = CertManager("cert-manager", CertManagerArgs(version=stack.cert_manager.version),
+        cert_manager = CertManager("cert-manager", CertManagerArgs(
+            version=stack.cert_manager.version, repository=stack.cert_manager.repository,
+            repository_ca_file=stack.cert_manager.repository_ca_file),
                                    opts=pulumi.ResourceOptions(providers=[provider]))
     rancher_url = None
     if stack.rancher.enabled:
@@ -106,7 +108,8 @@ def build(stack: StackConfig) -> dict[str, pulumi.Input]:
         rancher = RancherRelease("rancher", RancherReleaseArgs(
             version=r.version, hostname=r.hostname, replicas=r.replicas,
             bootstrap_password=pulumi.Output.secret(r.bootstrap_password),
-            tls_source=r.tls_source, repository=r.repository, letsencrypt_email=r.letsencrypt_email,
+            tls_source=r.tls_source, repository=r.repository, repository_ca_file=r.repository_ca_file,
+            letsencrypt_email=r.letsencrypt_email,
             schedulable_nodes=stack.schedulable_nodes,
             ingress_tls=(identity.ingress_cert_chain, identity.ingress_key, identity.root_cert_pem)
             if identity is not None and identity.ingress_cert_chain is not None else None,

@@ -80,6 +80,8 @@ DEFAULTS: dict[str, Any] = {
     "rancher.tlsSource": "rancher",
     # The stable Rancher chart repository.
     "rancher.repository": "https://releases.rancher.com/server-charts/stable",
+    # jetstack's chart repository (an air-gapped site points both at its chart mirror).
+    "certManager.repository": "https://charts.jetstack.io",
 }
 
 CNI_CHOICES = ("canal", "calico", "cilium", "flannel", "none")
@@ -169,9 +171,9 @@ KNOWN_KEYS: dict[str, tuple[str, ...]] = {
     "cluster.upgrade": ("agentBatch", "drain", "drainTimeoutSeconds", "drainGracePeriodSeconds"),
     "servers[]": ("name", "address", "nodeIp", "labels", "taints"),
     "loadBalancer": ("name", "address", "vip", "vipInterface"),
-    "certManager": ("enabled", "version"),
+    "certManager": ("enabled", "version", "repository", "repositoryCaFile"),
     "rancher": ("enabled", "version", "hostname", "replicas", "bootstrapPassword", "tlsSource",
-                "repository", "letsEncryptEmail"),
+                "repository", "repositoryCaFile", "letsEncryptEmail"),
     # registries.yaml (RKE2/k3s format, rancher/wharfie pkg/registries/types.go), in camelCase;
     # the keys of each entry are in REGISTRY_KEYS.
     "registries": ("mirrors", "configs"),
@@ -470,6 +472,10 @@ class RegistriesConfig:
 class CertManagerConfig:
     enabled: bool
     version: str
+    repository: str
+    repository_ca_file: str | None = None
+    """CA bundle (PEM) the chart repository's certificate chains to, on the machine running
+    Pulumi (Helm's --ca-file); ~ expanded. None: the system's trust store."""
 
 
 @dataclass(frozen=True)
@@ -482,6 +488,8 @@ class RancherConfig:
     tls_source: str
     repository: str
     letsencrypt_email: str | None
+    repository_ca_file: str | None = None
+    """As CertManagerConfig.repository_ca_file, for rancher.repository."""
 
 
 @dataclass(frozen=True)
@@ -762,6 +770,11 @@ def abs_path_or_home(key: str, value: Any) -> str:
         _reject_shell_metacharacters(key, value[1:])
         return value
     return abs_path(key, value)
+
+
+def _expand_home(path: str | None) -> str | None:
+    """`~/x` as the absolute path the provider needs (it does not expand ~)."""
+    return os.path.expanduser(path) if path is not None else None
 
 
 def non_empty_secret(key: str, value: Any) -> str:
@@ -1421,6 +1434,8 @@ def _parse(raw: Mapping[str, Any], secret_keys: set[str], pins: Mapping[str, str
         version=cm.get("version", pattern(versions.CERT_MANAGER_VERSION_RE,
                                           "a pinned cert-manager version such as v1.16.5"),
                        pins.get("CERT_MANAGER_VERSION")),
+        repository=cm.get("repository", url(("https", "http"))),
+        repository_ca_file=_expand_home(cm.get("repositoryCaFile", abs_path_or_home)),
     )
 
     r = _Section("rancher", raw.get("rancher"), KNOWN_KEYS["rancher"])
@@ -1439,6 +1454,7 @@ def _parse(raw: Mapping[str, Any], secret_keys: set[str], pins: Mapping[str, str
         tls_source=r.get("tlsSource", choice(TLS_SOURCES)),
         repository=r.get("repository", url(("https", "http"))),
         letsencrypt_email=r.get("letsEncryptEmail", pattern(EMAIL_RE, "an e-mail address")),
+        repository_ca_file=_expand_home(r.get("repositoryCaFile", abs_path_or_home)),
     )
     if rancher.enabled and rancher.tls_source == "letsEncrypt" and not rancher.letsencrypt_email:
         raise ConfigError("rancher.letsEncryptEmail", None, "required when rancher.tlsSource is letsEncrypt")
@@ -1506,6 +1522,28 @@ def _read_key_file(key: str, path: str, dry_run: bool) -> tuple[str, str | None]
         raise ConfigError(key, path, f"a readable private key file ({reason})") from None
 
 
+def check_chart_ca_files(stack: StackConfig) -> None:
+    """Each chart repository CA file is readable and holds PEM certificates (Helm reads it
+    in the kubernetes provider, at preview too, where its own error would not name the key)."""
+    from cryptography import x509
+
+    for key, section in (("certManager", stack.cert_manager), ("rancher", stack.rancher)):
+        path = section.repository_ca_file
+        if not section.enabled or path is None:
+            continue
+        if not section.repository.startswith("https://"):
+            raise ConfigError(f"{key}.repositoryCaFile", path,
+                              f"unset: {key}.repository is not an https:// URL, so no certificate is checked")
+        try:
+            with open(path, "rb") as f:
+                x509.load_pem_x509_certificates(f.read())
+        except OSError as e:
+            raise ConfigError(f"{key}.repositoryCaFile", path, f"a readable CA file ({e.strerror})") from None
+        except ValueError:
+            raise ConfigError(f"{key}.repositoryCaFile", path,
+                              "a file of PEM certificates (-----BEGIN CERTIFICATE-----)") from None
+
+
 def load_stack_config() -> StackConfig:
     """Reads `rke2-rancher:*` from the running Pulumi stack and validates it, and reads the
     SSH key file, so that every config problem is reported before anything is registered."""
@@ -1533,6 +1571,7 @@ def load_stack_config() -> StackConfig:
             raw[key] = text
     secret = {f"{NAMESPACE}:{k}" for k in raw if pulumi.runtime.is_config_secret(f"{NAMESPACE}:{k}")}
     stack = parse_config(raw, secret)
+    check_chart_ca_files(stack)
     ssh, warning = read_private_key(stack.ssh, dry_run=pulumi.runtime.is_dry_run())
     if warning:
         pulumi.log.warn(warning)

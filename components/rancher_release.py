@@ -24,6 +24,8 @@ class RancherReleaseArgs:
     """ingress.tls.source: rancher, letsEncrypt or secret."""
     repository: str
     """Chart repository URL."""
+    repository_ca_file: str | None = None
+    """CA bundle the repository's certificate chains to (Helm's --ca-file)."""
     letsencrypt_email: str | None = None
     """Account e-mail for letsEncrypt."""
     schedulable_nodes: int = 1
@@ -84,7 +86,7 @@ class RancherRelease(pulumi.ComponentResource):
                 name="rancher",
                 chart="rancher",
                 version=args.version,
-                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=args.repository),
+                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=args.repository, ca_file=args.repository_ca_file),
                 namespace=NAMESPACE,
                 create_namespace=True,
                 values={**values, "bootstrapPassword": pulumi.Output.secret(args.bootstrap_password)},

@@ -102,3 +102,50 @@ def test_bad_config_stops_the_program_before_any_registration(tmp_path):
             assert monitor.registrations == []
         finally:
             pulumi.runtime.set_all_config({}, secret_keys=[])
+
+
+def _mirror_config(raw: dict, ca_file: str, repository: str = "https://charts.example.internal") -> dict:
+    return {**raw, "certManager": {**raw.get("certManager", {}), "repository": repository,
+                                   "repositoryCaFile": ca_file}}
+
+
+def test_chart_repository_ca_file_is_checked_at_load(runtime_config, tmp_path):
+    """The CA file is read by Helm inside the kubernetes provider, whose error would not name
+    the key: the program checks it first, at preview and at up."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    import datetime
+
+    raw, secret = load_stack("dev")
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "mirror-ca")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    good = tmp_path / "ca.pem"
+    good.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    runtime_config(_mirror_config(raw, str(good)), secret)
+    assert load_stack_config().cert_manager.repository_ca_file == str(good)
+
+    not_pem = tmp_path / "ca.txt"
+    not_pem.write_text("hello\n")
+    for path, words in ((str(tmp_path / "missing.pem"), "No such file"), (str(not_pem), "PEM certificates")):
+        runtime_config(_mirror_config(raw, path), secret)
+        with pytest.raises(ConfigError) as err:
+            load_stack_config()
+        assert err.value.key == "certManager.repositoryCaFile" and words in str(err.value), str(err.value)
+
+    runtime_config(_mirror_config(raw, str(good), repository="http://charts.example.internal"), secret)
+    with pytest.raises(ConfigError, match="not an https:// URL"):
+        load_stack_config()
+
+
+def test_repository_ca_file_expands_home(runtime_config, tmp_path, monkeypatch):
+    raw, secret = load_stack("dev")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    runtime_config({**raw, "rancher": {**raw["rancher"], "repositoryCaFile": "~/ca.pem"}}, secret)
+    with pytest.raises(ConfigError) as err:  # no such file yet: the error names the expanded path
+        load_stack_config()
+    assert err.value.key == "rancher.repositoryCaFile" and f"{tmp_path}/ca.pem" in str(err.value)
