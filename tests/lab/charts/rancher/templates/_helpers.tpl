@@ -1,0 +1,3 @@
+{{- define "rancher.fullname" -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
