@@ -536,15 +536,18 @@ def client_ctx(cadata: str | None, check_hostname: bool = True) -> ssl.SSLContex
 
 
 def request(url: str, ctx, method: str = "GET", body=None, auth: tuple | None = None,
-            timeout: float = 10) -> tuple[int, bytes]:
+            timeout: float = 10, headers: dict | None = None) -> tuple[int, bytes]:
+    """`body`: JSON-encoded, or sent as is when bytes."""
     u = urllib.parse.urlsplit(url)
     conn = http.client.HTTPSConnection(u.hostname, u.port or 443, context=ctx, timeout=timeout)
-    headers = {}
+    headers = dict(headers or {})
     if auth:
         headers["Authorization"] = "Basic " + base64.b64encode(
             f"{auth[0]}:{auth[1]}".encode()).decode()
     data = None
-    if body is not None:
+    if isinstance(body, bytes):
+        data = body
+    elif body is not None:
         data = json.dumps(body).encode()
         headers["Content-Type"] = "application/json"
     try:
@@ -819,8 +822,19 @@ class Handler(BaseHTTPRequestHandler):
             if not rt.auth_ok(auth, ("node", "server")):
                 return self.reply(401, "Unauthorized", "text/plain")
             return self.register_node(self.body_json())
+        if ENGINE == "realparts" and path in NODE_CERTS and method == "POST":
+            if not rt.auth_ok(auth, ("node", "server")):
+                return self.reply(401, "Unauthorized", "text/plain")
+            return self.node_cert(path)
         if not rt.auth_ok(auth, ("server",)):
             return self.reply(401, "Unauthorized", "text/plain")
+        if ENGINE == "realparts" and path == "/db/info":
+            # k3s pkg/etcd/etcd.go `handler`/`infoHandler`: the member list for joiners
+            # (auth.IsLocalOrHasRole(<program>:server): the server token).
+            members = etcdctl_json("member", "list")
+            if members is None:
+                return self.reply(500, "failed to get etcd MemberList", "text/plain")
+            return self.reply(200, {"members": members.get("members", [])})
         if path == "/v1-rke2/server-bootstrap":
             files = {f"{rel}.{ext}": read_bytes(f"{TLS}/{rel}.{ext}").decode()
                      for rel, _ in CA_SET for ext in ("crt", "key")}
@@ -846,6 +860,33 @@ class Handler(BaseHTTPRequestHandler):
                                                "added": now_})
         info(f"etcd: added learner member {req['name']}={req['peer']}")
         self.reply(200, {"datastore": store.snapshot()})
+
+    def node_cert(self, path: str) -> None:
+        """Engine realparts: k3s-io/k3s pkg/server/handlers/handlers.go `ClientKubeletCert`:
+        the node is authenticated by its node password (nodepassword.GetNodeAuthValidator:
+        headers <program>-Node-Name / -Node-Password, checked against secret
+        kube-system/<node>.node-password.<program>, created on first use), then the client CA
+        signs the public key of the CSR in the POST body (`signAndSend`/`getCSR`: DER) as
+        CN system:node:<node>, O system:nodes; the answer is the certificate then the CA.
+        /v1-rke2/client-rk2lab-kwok.crt is the lab's own (kwok, the kubelet stand-in, lists
+        all nodes, which node credentials may not): CN rk2lab-kwok, O rk2lab:kwok."""
+        name = (self.headers.get("rke2-Node-Name") or "").lower()
+        password = self.headers.get("rke2-Node-Password") or ""
+        if not name or not password:
+            return self.reply(401, "Unauthorized", "text/plain")
+        err, code = node_password_check(name, password)
+        if err:
+            return self.reply(code, err, "text/plain")
+        n = int(self.headers.get("Content-Length") or 0)
+        try:
+            csr = x509.load_der_x509_csr(self.rfile.read(n))
+        except ValueError as e:
+            return self.reply(400, f"invalid certificate request: {e}", "text/plain")
+        cn, orgs = NODE_CERTS[path]
+        ca_cert, ca_key = load_pair("client-ca")
+        cert = sign_leaf(cn.format(node=name), orgs, set(), set(), ca_cert, ca_key,
+                         _PublicOnly(csr.public_key()), False, True)
+        self.reply(200, cert_pem(cert) + read_bytes(f"{TLS}/client-ca.crt"), "text/plain")
 
     def register_node(self, req: dict) -> None:
         store, name = self.rt.store, req["name"]
@@ -938,6 +979,46 @@ class Handler(BaseHTTPRequestHandler):
         data = {k: base64.b64encode(v.encode()).decode() for k, v in rec.get("data", {}).items()}
         return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns},
                 "type": rec.get("type", "Opaque"), "data": data}
+
+
+NODE_CERTS = {"/v1-rke2/client-kubelet.crt": ("system:node:{node}", ["system:nodes"]),
+              "/v1-rke2/client-rk2lab-kwok.crt": ("rk2lab-kwok", ["rk2lab:kwok"])}
+
+
+class _PublicOnly:
+    """A CSR's public key where sign_leaf expects a key pair (it needs only public_key())."""
+
+    def __init__(self, public):
+        self._public = public
+
+    def public_key(self):
+        return self._public
+
+
+def node_password_check(name: str, password: str) -> tuple[str, int]:
+    """k3s-io/k3s pkg/nodepassword/nodepassword.go `Ensure`: secret
+    kube-system/<node>.node-password.rke2 holds the hash of the node's password; a first
+    request creates it, a later one with another password is refused (403). Engine
+    realparts keeps the secret in the real API (the hash is the lab's: sha256)."""
+    secret = f"{name}.node-password.rke2"
+    res = kubectl_real("-n", "kube-system", "get", "secret", secret, "-o",
+                       "jsonpath={.data.hash}", "--request-timeout=5s", timeout=15)
+    if res.returncode == 0:
+        if hmac.compare_digest(base64.b64decode(res.stdout or "").decode(), sha(password)):
+            return "", 200
+        return ("Node password rejected, duplicate hostname or contents of "
+                "'/etc/rancher/node/password' may not match server node-passwd entry, try "
+                "enabling a unique node name with the --with-node-id flag", 403)
+    if "NotFound" not in res.stderr:
+        return f"the API server is not ready: {res.stderr.strip()[:200]}", 503
+    doc = {"apiVersion": "v1", "kind": "Secret", "type": "rke2.io/node-password",
+           "metadata": {"name": secret, "namespace": "kube-system"},
+           "data": {"hash": base64.b64encode(sha(password).encode()).decode()}}
+    res = kubectl_real("create", "-f", "-", "--request-timeout=5s", data=json.dumps(doc), timeout=15)
+    if res.returncode != 0 and "AlreadyExists" not in res.stderr:
+        return f"could not store the node password: {res.stderr.strip()[:200]}", 503
+    info(f"node password secret kube-system/{secret} created")
+    return "", 200
 
 
 class TLSServer(ThreadingHTTPServer):
@@ -1208,19 +1289,136 @@ def ensure_etcd_leaves(ident: Identity) -> None:
     ensure_leaf("etcd/client", "etcd/server-ca", "etcd-client", [], set(), set(), False, True)
 
 
-def etcdctl(*args: str) -> subprocess.CompletedProcess:
-    """The real etcdctl against this node's etcd, with the etcd client certificate."""
-    return subprocess.run([f"{PARTS_DIR}/etcdctl", "--endpoints=https://127.0.0.1:2379",
-                           f"--cacert={TLS}/etcd/server-ca.crt", f"--cert={TLS}/etcd/client.crt",
-                           f"--key={TLS}/etcd/client.key", *args], capture_output=True, text=True)
+def etcdctl(*args: str, endpoints: list | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
+    """The real etcdctl against this node's etcd (or `endpoints`), with the etcd client
+    certificate."""
+    try:
+        return subprocess.run([f"{PARTS_DIR}/etcdctl",
+                               f"--endpoints={','.join(endpoints or ['https://127.0.0.1:2379'])}",
+                               f"--cacert={TLS}/etcd/server-ca.crt", f"--cert={TLS}/etcd/client.crt",
+                               f"--key={TLS}/etcd/client.key", "--dial-timeout=3s",
+                               f"--command-timeout={max(3, int(timeout) - 5)}s", *args],
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(args, 1, "", f"etcdctl {' '.join(args)}: timed out")
 
 
-def start_real_control_plane(cfg: dict, ident: Identity, member: str) -> None:
-    """A first server's control plane on the real parts, as RKE2 runs its static pods: the
+def etcdctl_json(*args: str, endpoints: list | None = None):
+    """etcdctl -w json; None when it fails."""
+    res = etcdctl("-w", "json", *args, endpoints=endpoints)
+    if res.returncode != 0:
+        return None
+    try:
+        return json.loads(res.stdout)
+    except ValueError:
+        return None
+
+
+def etcd_last_error(res: subprocess.CompletedProcess) -> str:
+    lines = (res.stderr or res.stdout or "").strip().splitlines()
+    return lines[-1] if lines else f"exit {res.returncode}"
+
+
+def real_etcd_join(url: str, ctx, pw: str, ident: Identity, member: str) -> str:
+    """k3s-io/k3s pkg/etcd/etcd.go `(*ETCD).join`: the member list comes from the server the
+    node joins through (`ClientURLs`: GET /db/info on its supervisor, with the server token),
+    then the voting members' client URLs (but this node's own) are asked for MemberList and,
+    unless this node's peer URL is already there, for MemberAddAsLearner. Returns etcd's
+    --initial-cluster (every member's first peer URL) for a start with
+    initial-cluster-state=existing. etcd admits one learner at a time ("too many learner
+    members in cluster"): a refused add is fatal, as k3s's `logrus.Fatalf("ETCD join
+    failed: ...")`, and systemd (Restart=always) runs the join again."""
+    ip = ident.ips[0]
+    try:
+        status, body = request(f"{url}/db/info", ctx, auth=("server", pw))
+    except (OSError, http.client.HTTPException) as e:
+        fatal(f"ETCD join failed: GET {url}/db/info: {e}")
+    if status != 200:
+        fatal(f"ETCD join failed: GET {url}/db/info: {status} {body[:200]!r}")
+    endpoints = [u for m in json.loads(body).get("members", []) if not m.get("isLearner")
+                 for u in m.get("clientURLs", []) if f"//{ip}:" not in u]
+    if not endpoints:
+        fatal(f"ETCD join failed: no voting member with a client URL in {url}/db/info")
+    res = etcdctl("-w", "json", "member", "list", endpoints=endpoints)
+    if res.returncode != 0:
+        fatal(f"ETCD join failed: member list via {endpoints}: {etcd_last_error(res)}")
+    cluster, add = [], True
+    for m in json.loads(res.stdout).get("members", []):
+        mname = m.get("name", "")
+        for peer in m.get("peerURLs", []):
+            if urllib.parse.urlsplit(peer).hostname == ip:
+                # An added member that never started has no name yet (k3s: `member.Name == ""`
+                # with our peer URL is this node, added by an earlier attempt).
+                if mname in ("", member):
+                    mname, add = member, False
+        if m.get("peerURLs"):
+            cluster.append(f"{mname}={m['peerURLs'][0]}")
+    if add:
+        info(f"Adding member {member}={ident.peer_url} to etcd cluster {cluster} as a learner")
+        res = etcdctl("member", "add", member, f"--peer-urls={ident.peer_url}", "--learner",
+                      endpoints=endpoints)
+        if res.returncode != 0:
+            fatal(f"ETCD join failed: {etcd_last_error(res)}")
+        cluster.append(f"{member}={ident.peer_url}")
+    else:
+        info(f"etcd member {member}={ident.peer_url} was added before; starting it")
+    return ",".join(cluster)
+
+
+LEARNER_TICK_S = 5  # k3s manageTickerTime is 15 s; shorter in the lab (fewer idle seconds per join)
+
+
+def manage_learners(stop: threading.Event) -> None:
+    """k3s-io/k3s pkg/etcd/etcd.go `(*ETCD).manageLearners` (every server runs it; only the etcd
+    leader acts): every tick, on the leader, MemberPromote each learner. etcd refuses a
+    learner that has not caught up with the leader's log ("can only promote a learner member
+    which is in sync with leader"); it is tried again next tick (k3s `trackLearnerProgress`
+    also removes a learner stalled for minutes: not modelled)."""
+    while not stop.wait(LEARNER_TICK_S):
+        status = etcdctl_json("endpoint", "status")
+        if not status:
+            continue
+        st = status[0].get("Status", {})
+        if st.get("header", {}).get("member_id") != st.get("leader"):
+            continue
+        members = etcdctl_json("member", "list") or {}
+        for m in members.get("members", []):
+            if not m.get("isLearner"):
+                continue
+            res = etcdctl("member", "promote", format(m["ID"], "x"))
+            if res.returncode == 0:
+                info(f"Promoted learner {m.get('name', '')} to voting member")
+            else:
+                info(f"Learner {m.get('name', '')} not promoted yet: {etcd_last_error(res)}")
+
+
+def etcd_test(ident: Identity, member: str) -> str | None:
+    """k3s-io/k3s pkg/etcd/etcd.go `(*ETCD).Test`: None when this node's etcd is a voting
+    member under its name and current peer URL, else the error k3s logs and retries on."""
+    status = etcdctl_json("endpoint", "status")
+    if not status:
+        return "etcd does not answer"
+    if status[0].get("Status", {}).get("isLearner"):
+        return "this server has not yet been promoted from learner to voting member"
+    found = []
+    for m in (etcdctl_json("member", "list") or {}).get("members", []):
+        if m.get("name") == member and ident.peer_url in m.get("peerURLs", []):
+            return None
+        if m.get("peerURLs"):
+            found.append(f"{m.get('name', '')}={m['peerURLs'][0]}")
+    return (f"this server is a not a member of the etcd cluster. Found [{' '.join(found)}], "
+            f"expect: {member}={ident.peer_url}")
+
+
+def start_real_control_plane(cfg: dict, ident: Identity, member: str, join: tuple | None = None) -> None:
+    """A server's control plane on the real parts, as RKE2 runs its static pods: the
     certificates k3s issues for them (pkg/daemons/control/deps/deps.go genServerCerts,
-    genETCDCerts), etcd with data in server/db/etcd, kube-apiserver on 6443, the controller
-    manager and scheduler with their own client certificates, this node's Node kept Ready by
-    kwok in place of the kubelet."""
+    genETCDCerts), etcd with data in server/db/etcd, kube-apiserver on 6443 (against this
+    node's etcd), the controller manager and scheduler with their own client certificates
+    (leader election on, their default), this node's Node kept Ready by kwok in place of the
+    kubelet. `join` = (url, ssl context, token password) on a joining server's first start:
+    etcd joins as a learner (`real_etcd_join`) and nothing else starts before the leader
+    has promoted it (k3s `Test` fails with "not yet been promoted" until then)."""
     parts = _realparts()
     ip = ident.ips[0]
     ensure_etcd_leaves(ident)
@@ -1236,7 +1434,21 @@ def start_real_control_plane(cfg: dict, ident: Identity, member: str) -> None:
         shutil.rmtree(link, ignore_errors=True)
         os.symlink(PARTS_DIR, link)  # bin/kubectl is the real one
     stop_parts()
-    etcd = spawn_part("etcd", parts.etcd_args(f"{PARTS_DIR}/etcd", member, ip, ETCD_DIR, TLS))
+    if join is None:
+        etcd = spawn_part("etcd", parts.etcd_args(f"{PARTS_DIR}/etcd", member, ip, ETCD_DIR, TLS))
+    else:
+        initial = real_etcd_join(*join, ident, member)
+        etcd = spawn_part("etcd", parts.etcd_args(f"{PARTS_DIR}/etcd", member, ip, ETCD_DIR, TLS,
+                                                  initial_cluster=initial, state="existing"))
+    # k3s waits on `Test` (retried every 5 s, no time limit) before the API server starts.
+    last, next_log = None, 0.0
+    while (err := etcd_test(ident, member)) is not None:
+        if etcd.poll() is not None:
+            fatal(f"etcd exited with {etcd.returncode}; see {PART_LOGS}/etcd.log")
+        if err != last or time.time() >= next_log:
+            info(f"Waiting for etcd: {err}")
+            last, next_log = err, time.time() + NOT_MEMBER_RETRY_S
+        time.sleep(1)
     wait_until("etcd healthy", lambda: etcdctl("endpoint", "health").returncode == 0, etcd)
     svc = str(cfg.get("service-cidr") or CRITICAL["service-cidr"])
     api = spawn_part("kube-apiserver", parts.apiserver_args(
@@ -1401,6 +1613,11 @@ def join_cluster(cfg: dict, ident: Identity, member: str) -> tuple:
             fatal(f"{path} on disk differs from the cluster's; remove it or place the cluster's file")
         write_file(path, text, 0o600 if rel.endswith(".key") else 0o644)
     store = Store(boot["datastore"])
+    if ENGINE == "realparts":
+        # The real etcd join happens in start_real_control_plane (real_etcd_join); the
+        # cluster's token, agent token and critical values stay in this file as on the first.
+        store.save()
+        return store, pw, (url, ctx, pw)
     attempt = 0
     while True:
         status, body = request(f"{url}/v1-rke2/standin-etcd-join", ctx, "POST",
@@ -1417,7 +1634,7 @@ def join_cluster(cfg: dict, ident: Identity, member: str) -> tuple:
     info(f"etcd: joined as learner {member}={ident.peer_url} via {url}")
     time.sleep(LEARNER_S)
     info(f"etcd: learner {member} promoted to voting member")
-    return store, pw
+    return store, pw, None
 
 
 def server_main(args: list) -> int:
@@ -1432,6 +1649,7 @@ def server_main(args: list) -> int:
     os.makedirs(TLS, mode=0o700, exist_ok=True)
     initialized = os.path.exists(MEMBER_FILE)
     member = member_name_for(ident)
+    join = None  # (url, ssl context, token password) when etcd must join through the server URL
     if cli.get("cluster-reset"):
         return cluster_reset(cfg, ident, member, initialized)
     if initialized:
@@ -1448,8 +1666,12 @@ def server_main(args: list) -> int:
         if pw is None or sha(pw) != store.data.get("token_sha"):
             fatal("bootstrap data already found and encrypted with different token")
     elif cfg.get("server"):
-        store, pw = join_cluster(cfg, ident, member)
-        record_member(member, ident.peer_url)
+        store, pw, join = join_cluster(cfg, ident, member)
+        if join is None:
+            record_member(member, ident.peer_url)
+        else:  # realparts: the member name first; "initialized" once etcd has joined
+            os.makedirs(ETCD_DIR, mode=0o700, exist_ok=True)
+            write_file(f"{ETCD_DIR}/name", member + "\n", 0o600)
     else:
         ensure_cas()
         if cfg.get("token"):
@@ -1483,9 +1705,10 @@ def server_main(args: list) -> int:
     sup_doc = supervisor_cert(rt)
     write_kubeconfig(cfg)
     if ENGINE == "realparts":
-        if cfg.get("server"):
-            fatal("rke2-standin realparts: joining servers are not implemented yet")
-        start_real_control_plane(cfg, ident, member)
+        start_real_control_plane(cfg, ident, member, join)
+        if join is not None:
+            record_member(member, ident.peer_url)
+        threading.Thread(target=manage_learners, args=(rt.stop,), daemon=True).start()
     else:
         install_kubectl()
         restart_apiserver()
@@ -1614,6 +1837,8 @@ def agent_main(args: list) -> int:
         write_file(NODE_PASSWORD_FILE, secrets.token_hex(16) + "\n", 0o600)
     with open(NODE_PASSWORD_FILE) as f:
         node_pw = f.read().strip()
+    if ENGINE == "realparts":
+        return agent_realparts(ident, url, ctx, pw, node_pw)
     install_kubectl()
     body = {"name": ident.name, "password": node_pw, "ips": ident.ips, "labels": ident.labels,
             "taints": ident.taints, "role": "agent", "version": VERSION}
@@ -1634,6 +1859,128 @@ def agent_main(args: list) -> int:
             sd_notify("READY=1")
             info(f"rke2 agent is up and running (rke2-standin agent {ident.name}, registered via {url})")
         stop.wait(HEARTBEAT_S if registered else 2)
+    info("rke2-standin agent shutting down")
+    return 0
+
+
+def fetch_node_cert(url: str, ctx, pw: str, ident: Identity, node_pw: str, endpoint: str,
+                    rel: str, stop: threading.Event) -> None:
+    """An agent's client certificate from the supervisor (k3s-io/k3s pkg/agent/config/config.go
+    `getNodeNamedCrt`: POST a CSR to /v1-<program>/<endpoint> with the token and the node
+    name/password headers; retried while the server is not ready). The key stays on the node
+    (reused when present); agent/<rel>.crt gets the certificate and the CA."""
+    agent = f"{DATA_DIR}/agent"
+    key_file = f"{agent}/{rel}.key"
+    if os.path.exists(key_file):
+        key = serialization.load_pem_private_key(read_bytes(key_file), None)
+    else:
+        key = new_key()
+        write_file(key_file, key_pem(key), 0o600)
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ident.name)]))
+           .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+    headers = {"rke2-Node-Name": ident.name, "rke2-Node-Password": node_pw}
+    attempt = 0
+    while not stop.is_set():
+        try:
+            status, body = request(f"{url}/v1-rke2/{endpoint}", ctx, "POST", csr, ("node", pw),
+                                   headers=headers)
+            err = "" if status == 200 else f"{status} {body.decode(errors='replace')[:300]}"
+        except (OSError, http.client.HTTPException) as e:
+            status, err = 0, str(e)
+        if not err:
+            write_file(f"{agent}/{rel}.crt", body)
+            return
+        if status in (401, 403):
+            fatal(f"failed to get {endpoint} from {url}: {err}")
+        if attempt % 5 == 0:
+            log("error", f"Waiting to retrieve agent configuration; server is not ready: {err}")
+        attempt += 1
+        stop.wait(2)
+    sys.exit(0)
+
+
+def agent_realparts(ident: Identity, url: str, ctx, pw: str, node_pw: str) -> int:
+    """`rke2 agent` on the real API (engine realparts): the kubelet's client certificate from
+    the supervisor (CN system:node:<node>, O system:nodes: k3s pkg/server/handlers
+    `ClientKubeletCert`), the Node registered with it (the Node authorizer and NodeRestriction
+    admit exactly the node's own object), kwok keeping it Ready in place of the kubelet (with
+    the lab's rk2lab:kwok identity: kwok lists all nodes), READY=1 once Ready (the unit is
+    Type=notify). The API is reached at the supervisor address's port 6443: RKE2's agent runs
+    a client-side load balancer (k3s pkg/agent/loadbalancer, 127.0.0.1:6444) over the
+    servers it learns from /v1-rke2/apiservers; the lab connects to <server host>:6443
+    directly, which is the load balancer's 6443 in HA and the server itself otherwise."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    agent = f"{DATA_DIR}/agent"
+    link = f"{DATA_DIR}/bin"
+    if not os.path.islink(link):
+        shutil.rmtree(link, ignore_errors=True)
+        os.symlink(PARTS_DIR, link)  # bin/kubectl is the real one
+    for endpoint, rel in (("client-kubelet.crt", "client-kubelet"),
+                          ("client-rk2lab-kwok.crt", "client-rk2lab-kwok")):
+        fetch_node_cert(url, ctx, pw, ident, node_pw, endpoint, rel, stop)
+    parts = _realparts()
+    api = f"https://{urllib.parse.urlsplit(url).hostname}:6443"
+    kubelet_kc, kwok_kc = f"{agent}/kubelet.kubeconfig", f"{agent}/rk2lab-kwok.kubeconfig"
+    for kc, rel in ((kubelet_kc, "client-kubelet"), (kwok_kc, "client-rk2lab-kwok")):
+        write_file(kc, parts.kubeconfig(api, f"{agent}/server-ca.crt", f"{agent}/{rel}.crt",
+                                        f"{agent}/{rel}.key"), 0o600)
+    stop_parts()
+    labels = {"kubernetes.io/hostname": ident.name}
+    for lbl in ident.labels:
+        k, _, v = str(lbl).partition("=")
+        labels[k] = v
+    taints = []
+    for t in ident.taints:
+        kv, _, effect = str(t).partition(":")
+        k, _, v = kv.partition("=")
+        taints.append({"key": k, "value": v, "effect": effect} if v else {"key": k, "effect": effect})
+    node = {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": ident.name, "labels": labels}, "spec": {"taints": taints}}
+    # The kubelet registers its Node once (create; an existing one is kept, as kubelet's
+    # registerWithAPIServer does), then reports its version in the status.
+    attempt = 0
+    while not stop.is_set():
+        res = kubectl_real("create", "-f", "-", "--request-timeout=5s", data=json.dumps(node),
+                           kubeconfig=kubelet_kc, timeout=20)
+        if res.returncode == 0 or "AlreadyExists" in res.stderr:
+            break
+        if attempt % 5 == 0:
+            log("error", f"Unable to register node {ident.name} with API server {api}: "
+                         f"{res.stderr.strip()[:300]}")
+        attempt += 1
+        stop.wait(2)
+    # A PATCH of nodes/<node>/status (the system:node role may patch it, not get it, which
+    # `kubectl patch --subresource=status` would do first).
+    kubelet_ctx = client_ctx(read_bytes(f"{agent}/server-ca.crt").decode())
+    kubelet_ctx.load_cert_chain(f"{agent}/client-kubelet.crt", f"{agent}/client-kubelet.key")
+    patch = {"status": {"nodeInfo": {"kubeletVersion": VERSION, "kubeProxyVersion": VERSION}}}
+    try:
+        status, body = request(f"{api}/api/v1/nodes/{ident.name}/status", kubelet_ctx, "PATCH",
+                               json.dumps(patch).encode(),
+                               headers={"Content-Type": "application/merge-patch+json"})
+    except (OSError, http.client.HTTPException) as e:
+        status, body = 0, str(e).encode()
+    if status != 200:
+        fatal(f"patch node {ident.name} status: {status} {body[:300]!r}")
+    kwok = spawn_part("kwok", [f"{PARTS_DIR}/kwok", f"--kubeconfig={kwok_kc}",
+                               f"--manage-single-node={ident.name}", f"--node-ip={ident.ips[0]}"])
+
+    def node_ready() -> bool:
+        return kubectl_real("get", "node", ident.name, "--request-timeout=5s", "-o",
+                            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+                            kubeconfig=kubelet_kc, timeout=15).stdout == "True"
+
+    wait_until(f"node {ident.name} Ready", lambda: stop.is_set() or node_ready(), kwok, timeout=600)
+    if not stop.is_set():
+        sd_notify("READY=1")
+        info(f"rke2 agent is up and running (rke2-standin agent {ident.name}, API {api})")
+    stop.wait()
+    # The unit's ExecStopPost kills the kubelet (rancher/rke2 bundle/lib/systemd/system/
+    # rke2-agent.service); kwok stands in for it.
+    stop_parts()
     info("rke2-standin agent shutting down")
     return 0
 
