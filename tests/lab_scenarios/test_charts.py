@@ -106,19 +106,10 @@ def test_cert_manager_then_rancher_from_a_chart_mirror_on_the_real_api(realparts
     assert "rke2-rancher:rancher.version:" in res.stdout and "requires Kubernetes < 1.33" in res.stdout
     assert mirror.requests() == [] and stack.resource_count() == 0
 
-    # With the guard satisfied but a chart that excludes the cluster: Helm refuses, in its
-    # own words (helm/helm pkg/action/install.go: "chart requires kubeVersion: %s which is
-    # incompatible with Kubernetes %s"); cert-manager, which does not depend on it, is up.
-    configure(stack, chart_config(host, mirror, version="2.12.2"))
-    res = stack.up(check=False)
-    assert res.returncode != 0
-    assert "chart requires kubeVersion: < 1.33.0-0 which is incompatible with Kubernetes v1.33.5" in res.stdout + res.stderr
-    kubectl = kubectl_for(lab, stack, tmp_path)
-    assert helm_releases(kubectl) == {"cert-manager": [(1, "deployed")]}
-
-    # The pinned, compatible chart: Rancher installs after cert-manager is ready.
+    # The pinned, compatible charts: Rancher installs after cert-manager is ready.
     configure(stack, chart_config(host, mirror))
     stack.up()
+    kubectl = kubectl_for(lab, stack, tmp_path)
     assert helm_releases(kubectl) == {"cert-manager": [(1, "deployed")], "rancher": [(1, "deployed")]}
     got = [line.split()[0] for line in mirror.requests()]
     assert set(got) == {"GET"}
@@ -165,6 +156,24 @@ def test_cert_manager_then_rancher_from_a_chart_mirror_on_the_real_api(realparts
     assert deploy["spec"]["replicas"] == 2 and deploy["status"].get("readyReplicas") == 2
     again = json.loads(kubectl("get", "secret", "bootstrap-secret", "-n", "cattle-system", "-o", "json").stdout)
     assert again["data"] == secret["data"]
+    stack.pulumi("preview", "--expect-no-changes", "--non-interactive", "--stack", stack.name)
+
+    # With the guard satisfied but a chart that excludes the cluster, Helm refuses in its own
+    # words (helm/helm v3.18.6, the provider's, pkg/action/action.go renderResources: "chart
+    # requires kubeVersion: %s which is incompatible with Kubernetes %s"), before it records
+    # a revision: Rancher stays as it was, and going back to the pinned chart changes nothing.
+    configure(stack, chart_config(host, mirror, version="2.12.2", replicas=2))
+    res = stack.up(check=False)
+    assert res.returncode != 0
+    assert "chart requires kubeVersion: < 1.33.0-0 which is incompatible with Kubernetes v1.33.5" in res.stdout + res.stderr
+    assert helm_releases(kubectl) == {"cert-manager": [(1, "deployed")],
+                                      "rancher": [(1, "superseded"), (2, "deployed")]}
+    # Back on the pinned chart, the release has nothing to do; only the component's recorded
+    # arguments (written before its release failed) go back to 2.12.3.
+    configure(stack, chart_config(host, mirror, replicas=2))
+    assert stack.changed_resources() == {"rancher": "update"}
+    stack.up()
+    assert helm_releases(kubectl)["rancher"] == [(1, "superseded"), (2, "deployed")]
     stack.pulumi("preview", "--expect-no-changes", "--non-interactive", "--stack", stack.name)
 
     # No other route: the public repositories do not even resolve on the lab network.
