@@ -6,7 +6,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import kubeconfig as admin_kubeconfig, render
+from . import etcd_ops, kubeconfig as admin_kubeconfig, render
 from .cert_manager import CertManager, CertManagerArgs
 from .cluster_identity import ClusterIdentity, ClusterIdentityArgs
 from .config import StackConfig
@@ -86,13 +86,23 @@ def build(stack: StackConfig) -> dict[str, pulumi.Input]:
                 agents.append(agent)
             previous_batch = [stack.agents[i].name for i in batch]
 
+    # Day-2 on etcd, once every server is ready: an on-demand snapshot, then a restore.
+    snapshot_dir = render.snapshot_dir(render.server_config(stack, 0))
+    snapshot = etcd_ops.snapshot_step(stack.servers[0].name, access(stack.servers[0].address), stack, snapshot_dir,
+                                      opts=pulumi.ResourceOptions(parent=first,
+                                                                  depends_on=[s.readiness for s in servers]))
+    restored = etcd_ops.restore_steps(
+        [(node.name, access(node.address), server) for node, server in zip(stack.servers, servers)],
+        stack, snapshot_dir, after=[s.readiness for s in servers] + ([snapshot] if snapshot else []))
+
     # pulumi-kubernetes replaces a provider (and every release it manages) when its kubeconfig
     # is unknown in a preview or names another cluster, unless clusterIdentifier is set and
     # unchanged (provider.go DiffConfig). The kubeconfig changes by design (a renewed admin
     # certificate, a quarterly re-read, a new cluster.hostname); the cluster stays the same.
     provider = k8s.Provider("cluster", kubeconfig=pulumi.Output.secret(kubeconfig),
                             cluster_identifier=f"rke2-rancher/{pulumi.get_project()}/{pulumi.get_stack()}",
-                            opts=pulumi.ResourceOptions(depends_on=[s.readiness for s in servers]))
+                            opts=pulumi.ResourceOptions(depends_on=[s.readiness for s in servers]
+                                                        + ([restored] if restored else [])))
 
     cert_manager = None
     if stack.cert_manager.enabled:
@@ -129,4 +139,6 @@ def build(stack: StackConfig) -> dict[str, pulumi.Input]:
         "kubeconfigExpiry": kubeconfig_expiry,
         # Leaf certificates the stack issues (RKE2's own leaves live 365 days on the hosts).
         "rancherIngressCertExpiry": identity.ingress_expiry if identity else None,
+        # Snapshot files on servers[0] that the stack took (cluster.snapshot, pre-upgrade).
+        "etcdSnapshots": etcd_ops.snapshots_taken(snapshot),
     }

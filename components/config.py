@@ -167,7 +167,7 @@ KNOWN_KEYS: dict[str, tuple[str, ...]] = {
                 "disable", "writeKubeconfigMode", "mobile", "mobileNodeIp", "mobileInterface",
                 "extraConfig", "agentExtraConfig", "etcdS3", "installScriptUrl", "artifactDir",
                 "retainOnDestroy", "readyTimeoutSeconds", "ca", "certificateRotation",
-                "systemDefaultRegistry", "imagesArchives", "profile", "upgrade"),
+                "systemDefaultRegistry", "imagesArchives", "profile", "upgrade", "snapshot", "restore"),
     "cluster.upgrade": ("agentBatch", "drain", "drainTimeoutSeconds", "drainGracePeriodSeconds"),
     "servers[]": ("name", "address", "nodeIp", "labels", "taints"),
     "loadBalancer": ("name", "address", "vip", "vipInterface"),
@@ -407,6 +407,10 @@ class ClusterConfig:
     """RKE2 profile (cis): etcd user, kernel parameters and the profile key on every node."""
     upgrade: UpgradeConfig = field(default_factory=UpgradeConfig)
     """cluster.upgrade: agent batches and draining during a version change."""
+    snapshot: str | None = None
+    """cluster.snapshot: a label; a new one takes an etcd snapshot named after it on servers[0]."""
+    restore: str | None = None
+    """cluster.restore: a snapshot on servers[0]; a new value restores etcd to it, every server."""
 
     @property
     def ingress_enabled(self) -> bool:
@@ -770,6 +774,24 @@ def abs_path_or_home(key: str, value: Any) -> str:
         _reject_shell_metacharacters(key, value[1:])
         return value
     return abs_path(key, value)
+
+
+SNAPSHOT_LABEL_RE = re.compile(r"[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?")
+_SNAPSHOT_FILE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
+
+
+def _snapshot_ref(key: str, value: Any) -> str:
+    """A snapshot file name in servers[0]'s snapshot directory, or an absolute path there."""
+    allowed = ("a snapshot file name as the etcdSnapshots output or `rke2 etcd-snapshot ls` shows it "
+               "(e.g. before-upgrade-jjtestserver-1764670000), or its absolute path on servers[0]")
+    if isinstance(value, str) and value.startswith("/"):
+        path = abs_path(key, value)
+        if "/../" in path + "/" or "/./" in path + "/":
+            raise ConfigError(key, value, allowed)
+        return path
+    if not isinstance(value, str) or not _SNAPSHOT_FILE_RE.fullmatch(value):
+        raise ConfigError(key, value, allowed)
+    return value
 
 
 def _expand_home(path: str | None) -> str | None:
@@ -1360,6 +1382,10 @@ def _parse(raw: Mapping[str, Any], secret_keys: set[str], pins: Mapping[str, str
         images_archives=c.get("imagesArchives", _image_archives, ()),
         profile=c.get("profile", choice(PROFILE_CHOICES)),
         upgrade=c.get("upgrade", _upgrade, None) or _upgrade("cluster.upgrade", {}),
+        # RKE2 names the file <label>-<node>-<unix time>; the label must survive as a file name.
+        snapshot=c.get("snapshot", pattern(SNAPSHOT_LABEL_RE, "a snapshot label such as before-rancher-2-12 "
+                                           "(lower-case letters, digits, . and -, at most 63)")),
+        restore=c.get("restore", _snapshot_ref),
     )
     _check_node_wide_duplicates(cluster)
     if cluster.etcd_s3 is not None and f"{NAMESPACE}:cluster" not in secret_keys:

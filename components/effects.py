@@ -50,6 +50,8 @@ EFFECTS = {e.name: e for e in (
     Effect("restart", "RKE2 restart", down=True),
     Effect("certs", "certificates regenerated (RKE2 restart)", down=True),
     Effect("drain", "node cordoned and drained"),
+    Effect("restore", "etcd data replaced: restored from the snapshot, or moved aside to rejoin (RKE2 restart)",
+           down=True),
     Effect("uninstall", "RKE2 uninstalled", down=True),
     Effect("refused", "refused on an initialised host (the step fails, nothing changes)"),
 )}
@@ -58,7 +60,7 @@ EFFECTS = {e.name: e for e in (
 CREATE_LABELS = {"nothing": "nothing (checks only)", "install": "software installed", "file": "file written"}
 
 # How bad an effect is, for the one effect a replaced step (create + delete) reports.
-SEVERITY = ["nothing", "file", "reload", "install", "refused", "restart", "certs", "drain", "uninstall"]
+SEVERITY = ["nothing", "file", "reload", "install", "refused", "restart", "certs", "drain", "restore", "uninstall"]
 
 
 class EffectError(ValueError):

@@ -23,6 +23,13 @@ TOKEN_CONFIG_PATH = "/etc/rancher/rke2/config.yaml.d/50-rke2-rancher-token.yaml"
 # The etcd S3 credentials (cluster.etcdS3), likewise a 0600 drop-in from a secret input.
 ETCD_S3_CONFIG_PATH = "/etc/rancher/rke2/config.yaml.d/60-rke2-rancher-etcd-s3.yaml"
 KUBECONFIG_PATH = "/etc/rancher/rke2/rke2.yaml"
+# Where `rke2 etcd-snapshot save` writes unless etcd-snapshot-dir says otherwise (docs.rke2.io/backup_restore).
+DEFAULT_SNAPSHOT_DIR = "/var/lib/rancher/rke2/server/db/snapshots"
+
+
+def snapshot_dir(server_cfg: dict) -> str:
+    """servers[0]'s snapshot directory: its config.yaml's etcd-snapshot-dir, else RKE2's default."""
+    return str(server_cfg.get("etcd-snapshot-dir") or DEFAULT_SNAPSHOT_DIR)
 TOKEN_PATH = "/var/lib/rancher/rke2/server/token"
 SUPERVISOR_PORT = 9345
 API_PORT = 6443

@@ -32,6 +32,10 @@ KUBECTL = "/var/lib/rancher/rke2/bin/kubectl"
 # Representative values for each script, as the components pass them.
 VALUES: dict[str, dict[str, str | int]] = {
     "dns-follow.sh": {},
+    "etcd-snapshot.sh": {"NAME": "before-upgrade", "SNAPSHOT_DIR": "/var/lib/rancher/rke2/server/db/snapshots",
+                         "ACTION": "save"},
+    "etcd-restore.sh": {"ACTION": "check", "SNAPSHOT": "before-upgrade-scratch-host-1764670000",
+                        "SNAPSHOT_DIR": "/var/lib/rancher/rke2/server/db/snapshots", "TIMEOUT": 60},
     "haproxy.sh": {"PACKAGES": "haproxy keepalived"},
     "images.sh": {"DIR": "/var/lib/rancher/rke2/agent/images"},
     "cis.sh": {"ACTION": "apply", "ROLE": "server", "SYSCTL_DEST": "/etc/sysctl.d/60-rke2-cis.conf",

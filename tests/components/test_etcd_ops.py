@@ -1,0 +1,116 @@
+"""Issue 14, snapshots and restore, under Pulumi mocks: the steps cluster.snapshot and
+cluster.restore add and their order, for the ha stack (3 servers, agents).
+
+The order expected is the upstream procedure, written out here independently of the program:
+docs.rke2.io/backup_restore "Restoring a Snapshot to Existing Nodes": stop rke2-server on all
+servers; on the first, `rke2 server --cluster-reset --cluster-reset-restore-path=<PATH>`, then
+start it; on the others, remove server/db and start them (we do it one at a time: etcd admits
+one learner at a time, shared/reference/rke2-facts.md). Snapshots: `rke2 etcd-snapshot save
+--name <name>` while RKE2 runs (same page, "Creating Snapshots")."""
+
+import shlex
+
+import pytest
+
+from components.config import ConfigError, parse_config
+from tests.harness import evaluate
+from tests.stacks import load_stack, with_changes
+
+RAW, SECRETS = load_stack("ha")
+DEV, DEV_SECRETS = load_stack("dev")
+SERVERS = ["rke2-server-1", "rke2-server-2", "rke2-server-3"]
+SNAPSHOT = "before-rancher-2-12-rke2-server-1-1764670000"
+
+
+def assigned(command: str, key: str) -> str:
+    script = shlex.split(command)[2]
+    [line] = [ln for ln in script.splitlines() if ln.startswith(f"{key}=")]
+    return shlex.split(line[len(key) + 1:])[0]
+
+
+@pytest.fixture(scope="module")
+def restore():
+    return evaluate(with_changes(RAW, cluster__snapshot="before-restore", cluster__restore=SNAPSHOT), SECRETS)
+
+
+def test_no_day2_steps_without_the_keys():
+    ev = evaluate(RAW, SECRETS)
+    assert not [n for n in ev.names("command:remote:Command") if "-snapshot" in n or "-restore" in n]
+    assert ev.resolved.get("etcdSnapshots") is None
+
+
+def test_snapshot_runs_on_the_first_server_after_every_server_is_ready(restore):
+    ev = restore
+    snap = ev.by_name("rke2-server-1-snapshot")
+    assert snap.input("connection")["host"] == "10.20.0.11"
+    assert snap.input("triggers") == ["before-restore"]  # a new label, a new snapshot
+    assert assigned(snap.input("create"), "ACTION") == "save" and assigned(snap.input("create"), "NAME") == "before-restore"
+    assert assigned(snap.input("update"), "ACTION") == "list"
+    assert assigned(snap.input("create"), "SNAPSHOT_DIR") == "/var/lib/rancher/rke2/server/db/snapshots"
+    for s in SERVERS:
+        assert ev.depends_on("rke2-server-1-snapshot", f"{s}-upgrade-ready")
+
+
+def test_restore_follows_the_documented_order(restore):
+    ev = restore
+    check, first = "rke2-server-1-restore-check", "rke2-server-1-restore"
+    stops = ["rke2-server-2-restore-stop", "rke2-server-3-restore-stop"]
+    rejoins = ["rke2-server-2-restore-rejoin", "rke2-server-3-restore-rejoin"]
+    restore_steps = sorted(n for n in ev.names("command:remote:Command") if "-restore" in n)
+    assert restore_steps == sorted([check, first, *stops, *rejoins])
+    for name in restore_steps:
+        step = ev.by_name(name)
+        assert step.input("triggers") == [SNAPSHOT]
+        assert assigned(step.input("create"), "SNAPSHOT") == SNAPSHOT
+        assert assigned(step.input("update"), "ACTION") == "noop"  # never again on another update
+    # The check comes first, after a snapshot being taken in the same up, before anything stops.
+    assert ev.depends_on(check, "rke2-server-1-snapshot")
+    for stop in stops:
+        assert ev.depends_on(stop, check)
+        assert not ev.depends_on(check, stop)
+    # Every other server is stopped before the first restores.
+    for stop in stops:
+        assert ev.depends_on(first, stop)
+    # Then the others rejoin, one at a time, in the stack's order.
+    assert ev.depends_on(rejoins[0], first)
+    assert ev.depends_on(rejoins[1], rejoins[0])
+    assert not ev.depends_on(rejoins[0], rejoins[1])
+    hosts = {n: ev.by_name(n).input("connection")["host"] for n in restore_steps}
+    assert hosts[check] == hosts[first] == "10.20.0.11"
+    assert {hosts[s] for s in stops} == {hosts[r] for r in rejoins} == {"10.20.0.12", "10.20.0.13"}
+    actions = {n: assigned(ev.by_name(n).input("create"), "ACTION") for n in restore_steps}
+    assert actions == {check: "check", first: "restore", **{s: "stop" for s in stops}, **{r: "rejoin" for r in rejoins}}
+
+
+def test_charts_wait_for_the_restore(restore):
+    # The kubernetes provider ("cluster") waits, and every release through it.
+    assert restore.depends_on("cluster", "rke2-server-3-restore-rejoin")
+
+
+def test_single_server_restore_is_check_then_restore():
+    ev = evaluate(with_changes(DEV, cluster__restore=SNAPSHOT), DEV_SECRETS)
+    steps = sorted(n for n in ev.names("command:remote:Command") if "-restore" in n)
+    assert steps == ["jjtestserver-restore", "jjtestserver-restore-check"]
+    assert ev.depends_on("jjtestserver-restore", "jjtestserver-restore-check")
+
+
+def test_snapshot_dir_follows_extra_config():
+    ev = evaluate(with_changes(DEV, cluster__snapshot="x1", cluster__extraConfig={"etcd-snapshot-dir": "/srv/snaps"}),
+                  DEV_SECRETS)
+    assert assigned(ev.by_name("jjtestserver-snapshot").input("create"), "SNAPSHOT_DIR") == "/srv/snaps"
+
+
+@pytest.mark.parametrize("key, value", [
+    ("snapshot", "Before_Upgrade"), ("snapshot", "a" * 64), ("snapshot", "x;reboot"), ("snapshot", "-x"),
+    ("restore", "../etc/shadow"), ("restore", "/var/lib/rancher/../../etc/shadow"), ("restore", "a b"),
+    ("restore", "relative/path"),
+])
+def test_bad_labels_and_snapshot_names_are_config_errors(key, value):
+    with pytest.raises(ConfigError) as err:
+        parse_config(with_changes(DEV, **{f"cluster__{key}": value}), DEV_SECRETS)
+    assert err.value.key == f"cluster.{key}"
+
+
+def test_absolute_snapshot_path_is_accepted():
+    cfg = parse_config(with_changes(DEV, cluster__restore="/var/lib/rancher/rke2/server/db/snapshots/x-1"), DEV_SECRETS)
+    assert cfg.cluster.restore == "/var/lib/rancher/rke2/server/db/snapshots/x-1"
