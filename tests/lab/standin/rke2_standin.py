@@ -1508,6 +1508,33 @@ def real_etcd_reset(ident: Identity, member: str) -> None:
     info("Etcd is running, restart without --cluster-reset flag now")
 
 
+def real_etcd_restore(path: str, ident: Identity, member: str) -> None:
+    """k3s `(*ETCD).Restore` (pkg/etcd/etcd.go), as docs.rke2.io/backup_restore describes it:
+    the old data directory moves to server/db/etcd-old-<date>, and the snapshot is restored
+    into a new one as a one-member cluster of this node (here with `etcdctl snapshot
+    restore`, which k3s does through etcd's snapshot package); the reset follows."""
+    if not os.path.isfile(path):
+        fatal(f"etcd snapshot {path} does not exist")
+    stop_parts()
+    old = f"{DATA_DIR}/server/db/etcd-old-{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"
+    if os.path.isdir(ETCD_DIR):
+        os.rename(ETCD_DIR, old)
+        info(f"moved the old etcd data to {old}")
+    res = subprocess.run([f"{PARTS_DIR}/etcdctl", "snapshot", "restore", path, f"--data-dir={ETCD_DIR}",
+                          f"--name={member}", f"--initial-cluster={member}={ident.peer_url}",
+                          f"--initial-advertise-peer-urls={ident.peer_url}"],
+                         capture_output=True, text=True, timeout=120)
+    if res.returncode != 0:
+        fatal(f"etcd snapshot restore {path}: {etcd_last_error(res)}")
+    os.chmod(ETCD_DIR, 0o700)
+    # The stand-in's own records (its datastore with the bootstrap data, the member name) sit
+    # beside etcd's data; in k3s the bootstrap data is inside etcd and comes back with it.
+    for f in ("name", os.path.basename(DATASTORE_FILE), os.path.basename(MEMBER_FILE)):
+        if os.path.exists(f"{old}/{f}"):
+            shutil.copy2(f"{old}/{f}", f"{ETCD_DIR}/{f}")
+    info(f"etcd data restored from {path}")
+
+
 def apiserver_main() -> int:
     log.open(LOG_FILE)
     store = Store()
@@ -1806,7 +1833,12 @@ def cluster_reset(cfg: dict, ident: Identity, member: str, initialized: bool) ->
         if name != member:
             store.put("members", name, None)
     store.put("members", member, {"peer": ident.peer_url, "added": time.time()})
+    restore = cfg.get("cluster-reset-restore-path")
+    if restore and ENGINE != "realparts":
+        fatal("rke2-standin (engine standin): --cluster-reset-restore-path needs engine realparts")
     if ENGINE == "realparts":
+        if restore:
+            real_etcd_restore(str(restore), ident, member)
         real_etcd_reset(ident, member)
     record_member(member, ident.peer_url)
     dns, ips = ident.api_names()
@@ -2262,6 +2294,16 @@ def etcd_snapshot_main(args: list) -> int:
     snapshots = f"{DATA_DIR}/server/db/snapshots"
     os.makedirs(snapshots, exist_ok=True)
     path = f"{snapshots}/{name}-{socket.gethostname().lower()}-{int(time.time())}"
+    if ENGINE == "realparts":
+        # The running member's data, in etcd's own snapshot format (k3s (*ETCD).Snapshot
+        # uses the etcd client's snapshot.SaveWithVersion, as `etcdctl snapshot save` does).
+        res = etcdctl("snapshot", "save", path, timeout=120)
+        if res.returncode != 0:
+            print(f"rke2 (standin): etcd-snapshot: {etcd_last_error(res)}", file=sys.stderr)
+            return 1
+        os.chmod(path, 0o600)
+        print(f"Snapshot {os.path.basename(path)} saved.", file=sys.stderr)
+        return 0
     with open(path, "w") as f:
         f.write("\n".join(sorted(os.listdir(ETCD_DIR))) + "\n")
     print(f"Snapshot {os.path.basename(path)} saved.", file=sys.stderr)
