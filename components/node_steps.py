@@ -10,18 +10,20 @@ from .host import HostAccess, step
 
 
 def uninstall_step(name: str, host: HostAccess, cluster: ClusterConfig, role: str,
-                   opts: pulumi.ResourceOptions) -> remote.Command:
+                   opts: pulumi.ResourceOptions, leave_api: str | None = None) -> remote.Command:
     """Created first, deleted last: its delete runs rke2-uninstall.sh (or leaves the host alone
     with retainOnDestroy). Kept apart from the install step so that a version change, an
     update of the install step, never uninstalls anything. Its create marks the host with
     `<name> <role>`; the delete leaves a host marked for another node name or role alone,
     so renaming a node or moving a host between servers and agents never uninstalls RKE2
-    from the host the stack still manages."""
+    from the host the stack still manages. `leave_api` (servers of an HA cluster: the API
+    through the load balancer): the delete first takes the server's etcd member out."""
     retain = int(cluster.retain_on_destroy)
     values = {"RETAIN": retain, "NODE": name, "ROLE": role}
+    leave = {"LEAVE": 1, "API": leave_api, "TIMEOUT": cluster.ready_timeout_seconds} if leave_api else {}
     return step(f"{name}-uninstall", host, "uninstall.sh",
                 values={"ACTION": "register", **values},
-                delete_script="uninstall.sh", delete_values={"ACTION": "uninstall", **values},
+                delete_script="uninstall.sh", delete_values={"ACTION": "uninstall", **values, **leave},
                 opts=opts)
 
 

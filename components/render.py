@@ -70,6 +70,11 @@ def registration_url(stack: StackConfig) -> str:
     return f"https://{url_host(stack.registration_host)}:{SUPERVISOR_PORT}"
 
 
+def api_via_load_balancer(stack: StackConfig) -> str:
+    """The API server through the registration address (the load balancer forwards 6443 too)."""
+    return f"https://{url_host(stack.registration_host)}:{API_PORT}"
+
+
 def api_endpoint(stack: StackConfig) -> str:
     return f"https://{url_host(stack.cluster.hostname)}:{API_PORT}"
 

@@ -59,12 +59,20 @@ class RKE2Server(pulumi.ComponentResource):
         def after(*deps: pulumi.Resource | None) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(parent=self, depends_on=[d for d in deps if d is not None])
 
-        uninstall = uninstall_step(name, host, cluster, "server", opts=after())
+        # HA: a server taken out of `servers` leaves etcd before RKE2 is uninstalled.
+        leave_api = render.api_via_load_balancer(stack) if len(stack.servers) > 1 else None
+        uninstall = uninstall_step(name, host, cluster, "server", opts=after(), leave_api=leave_api)
         # Rolling upgrade: servers[0] refuses a bad version change and snapshots etcd before
         # any host changes (every node's preflight, and so all that follows, waits for it).
         self.upgrade_guard = args.upgrade_guard
         if i == 0:
             self.upgrade_guard = upgrade.guard_step(name, host, cluster, opts=after())
+        if i == 0:
+            # Refuses a change of `servers` that would take away etcd quorum, before any
+            # removed server is deleted (deletes run at the end of an update).
+            step(f"{name}-membership-guard", host, "membership-guard.sh",
+                 values={"SERVERS": " ".join(n.name for n in stack.servers)},
+                 triggers=[" ".join(n.name for n in stack.servers)], opts=after())
         preflight = step(f"{name}-preflight", host, "preflight.sh",
                          values={"ROLE": "server", "MIN_DISK_MB": MIN_DISK_MB, "CA_MODE": cluster.ca},
                          opts=after(uninstall, self.upgrade_guard))

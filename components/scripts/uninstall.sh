@@ -2,7 +2,15 @@
 # host-effect: nothing if handed-over; uninstall if ACTION=uninstall and RETAIN=0; nothing
 # In: ACTION (register: the create step; uninstall: the delete step),
 # RETAIN (1: leave the host untouched, cluster.retainOnDestroy), NODE (the node name),
-# ROLE (server|agent).
+# ROLE (server|agent); servers of an HA cluster also LEAVE=1, API (the API server through the
+# load balancer) and TIMEOUT.
+#
+# A server leaving an HA cluster first leaves etcd, as RKE2's managed etcd member controller
+# offers it (k3s pkg/etcd/member_controller.go `sync`): drained, its Node annotated
+# etcd.rke2.cattle.io/remove=true, RKE2 removes the member and marks the Node
+# etcd.rke2.cattle.io/removed-node-name; then the Node and its node-password secret are
+# deleted and RKE2 uninstalled. Uninstalling without that would leave a dead member. The
+# steps go through the load balancer: once its member is gone, this server's own API stops.
 #
 # The create step writes a marker naming the node and role that manage this host. When a
 # node is renamed, or a host moves between servers and agents, the new name's step is
@@ -29,6 +37,50 @@ fi
 if [ "$RETAIN" = 1 ]; then
   log "cluster.retainOnDestroy is set: leaving RKE2 on this host"
   exit 0
+fi
+
+leave_etcd() {
+  k() { /var/lib/rancher/rke2/bin/kubectl --kubeconfig /etc/rancher/rke2/rke2.yaml --server "$API" --request-timeout=10s "$@"; }
+  deadline=$(( $(date +%s) + TIMEOUT ))
+  until k get node "$NODE" >/dev/null 2>&1; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      log "node $NODE not found through $API within ${TIMEOUT}s (the cluster is gone, or never had it): uninstalling"
+      return 0
+    fi
+    sleep 3
+  done
+  log "cordon and drain $NODE"
+  k cordon "$NODE" >&2 || true
+  k drain "$NODE" --ignore-daemonsets --delete-emptydir-data --force --timeout="${TIMEOUT}s" >&2 ||
+    log "drain did not finish; going on with the removal"
+  log "asking RKE2 to remove the etcd member of $NODE (annotation etcd.rke2.cattle.io/remove=true)"
+  k annotate node "$NODE" --overwrite etcd.rke2.cattle.io/remove=true >&2 ||
+    fail "cannot annotate node $NODE through $API: nothing was removed"
+  n=0
+  while :; do
+    removed=$(k get node "$NODE" -o 'jsonpath={.metadata.annotations.etcd\.rke2\.cattle\.io/removed-node-name}' 2>/dev/null || true)
+    if [ -n "$removed" ]; then log "etcd member $removed removed"; break; fi
+    requested=$(k get node "$NODE" -o 'jsonpath={.metadata.annotations.etcd\.rke2\.cattle\.io/remove}' 2>/dev/null || echo unknown)
+    if [ -z "$requested" ]; then
+      # RKE2 clears the annotation when etcd refuses (the only voting member): on a destroy,
+      # the last server; there is no cluster left to protect.
+      log "RKE2 refused to remove the etcd member of $NODE (the last voting member): uninstalling"
+      break
+    fi
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      fail "the etcd member of $NODE was not removed within ${TIMEOUT}s; RKE2 is still installed here. Check the servers' logs (\"Removing etcd member from cluster due to remove annotation\")"
+    fi
+    n=$((n + 1))
+    if [ $((n % 5)) -eq 0 ]; then log "waiting for RKE2 to remove the etcd member of $NODE"; fi
+    sleep 2
+  done
+  k delete node "$NODE" --ignore-not-found >&2 || log "could not delete node $NODE"
+  k -n kube-system delete secret "$NODE.node-password.rke2" --ignore-not-found >&2 || true
+  log "$NODE left the cluster"
+}
+
+if [ "$ROLE" = server ] && [ "${LEAVE:-0}" = 1 ] && [ -f /etc/rancher/rke2/rke2.yaml ]; then
+  leave_etcd
 fi
 if script=$(rke2_bin rke2-uninstall.sh); then
   log "running $script"

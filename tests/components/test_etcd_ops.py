@@ -114,3 +114,28 @@ def test_bad_labels_and_snapshot_names_are_config_errors(key, value):
 def test_absolute_snapshot_path_is_accepted():
     cfg = parse_config(with_changes(DEV, cluster__restore="/var/lib/rancher/rke2/server/db/snapshots/x-1"), DEV_SECRETS)
     assert cfg.cluster.restore == "/var/lib/rancher/rke2/server/db/snapshots/x-1"
+
+
+def test_ha_servers_leave_etcd_through_the_load_balancer_when_removed():
+    ev = evaluate(RAW, SECRETS)
+    for s in SERVERS:
+        delete = ev.by_name(f"{s}-uninstall").input("delete")
+        assert assigned(delete, "LEAVE") == "1" and assigned(delete, "API") == "https://10.20.0.100:6443"
+        assert assigned(delete, "ACTION") == "uninstall"
+    single = evaluate(DEV, DEV_SECRETS)
+    single_delete = single.by_name("jjtestserver-uninstall").input("delete")
+    assert not [ln for ln in shlex.split(single_delete)[2].splitlines() if ln.startswith("LEAVE=")]
+
+
+def test_membership_guard_runs_on_the_first_server_whenever_the_servers_change():
+    ev = evaluate(RAW, SECRETS)
+    [guard] = [n for n in ev.names("command:remote:Command") if n.endswith("-membership-guard")]
+    assert guard == "rke2-server-1-membership-guard"
+    g = ev.by_name(guard)
+    assert g.input("triggers") == [" ".join(SERVERS)]
+    two = evaluate(with_changes(RAW, servers=RAW["servers"][:2]), SECRETS)
+    assert two.by_name(guard).input("triggers") == [" ".join(SERVERS[:2])]
+    # servers[0] removed: the next server guards (and is the one others join through).
+    rest = evaluate(with_changes(RAW, servers=RAW["servers"][1:]), SECRETS)
+    assert "rke2-server-2-membership-guard" in rest.names()
+    assert assigned(rest.by_name("rke2-server-2-membership-guard").input("create"), "SERVERS") == "rke2-server-2 rke2-server-3"

@@ -10,7 +10,7 @@ from tests.stacks import SAMPLE_SECRETS, load_stack, with_changes
 
 RAW, SECRETS = load_stack("dev")
 SERVER_STEPS = ["uninstall", "preflight", "stable-ip", "config", "canal-config", "token", "ca", "install",
-                "service", "dns-follow", "san-refresh", "upgrade-guard", "upgrade-ready"]
+                "service", "dns-follow", "san-refresh", "upgrade-guard", "upgrade-ready", "membership-guard"]
 COMMAND = "command:remote:Command"
 
 
