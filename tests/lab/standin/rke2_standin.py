@@ -1315,8 +1315,10 @@ def etcdctl_json(*args: str, endpoints: list | None = None):
 
 
 def etcd_last_error(res: subprocess.CompletedProcess) -> str:
+    """etcd's own error text (etcdctl's last line without its "Error: " prefix), as k3s's
+    client library returns it."""
     lines = (res.stderr or res.stdout or "").strip().splitlines()
-    return lines[-1] if lines else f"exit {res.returncode}"
+    return lines[-1].removeprefix("Error: ") if lines else f"exit {res.returncode}"
 
 
 def real_etcd_join(url: str, ctx, pw: str, ident: Identity, member: str) -> str:
@@ -1392,6 +1394,55 @@ def manage_learners(stop: threading.Event) -> None:
                 info(f"Learner {m.get('name', '')} not promoted yet: {etcd_last_error(res)}")
 
 
+# k3s pkg/etcd: NodeNameAnnotation / NodeAddressAnnotation (set on each server's Node by the
+# metadata controller) and member_controller.go's removal annotations, with Program = rke2.
+ETCD_NODE_NAME = "etcd.rke2.cattle.io/node-name"
+ETCD_NODE_ADDRESS = "etcd.rke2.cattle.io/node-address"
+ETCD_REMOVE = "etcd.rke2.cattle.io/remove"
+ETCD_REMOVED_NODE_NAME = "etcd.rke2.cattle.io/removed-node-name"
+
+
+def manage_member_removal(stop: threading.Event) -> None:
+    """k3s-io/k3s pkg/etcd/member_controller.go `sync` (the "managed etcd member removal
+    controller"), on the etcd leader: a Node labelled etcd with `remove: "true"` and no
+    removed-node-name gets the member named in its node-name annotation removed; then
+    removed-node-name is set and the name/address annotations dropped. When etcd refuses
+    (k3s: ErrMemberNotEnoughStarted; here also the only voting member) the remove annotation
+    is cleared. Not modelled: `onRemove` (the same removal on Node deletion, through a
+    finalizer), which the product does not rely on: it annotates first."""
+    while not stop.wait(LEARNER_TICK_S):
+        status = etcdctl_json("endpoint", "status")
+        if not status:
+            continue
+        st = status[0].get("Status", {})
+        if st.get("header", {}).get("member_id") != st.get("leader"):
+            continue
+        res = kubectl_real("get", "nodes", "-l", "node-role.kubernetes.io/etcd", "-o", "json")
+        if res.returncode != 0:
+            continue
+        for node in json.loads(res.stdout).get("items", []):
+            ann = node["metadata"].get("annotations") or {}
+            if str(ann.get(ETCD_REMOVE, "")).lower() != "true" or ann.get(ETCD_REMOVED_NODE_NAME):
+                continue
+            node_name, name = node["metadata"]["name"], ann.get(ETCD_NODE_NAME)
+            members = (etcdctl_json("member", "list") or {}).get("members", [])
+            voting = [m for m in members if not m.get("isLearner")]
+            target = next((m for m in members if m.get("name") == name), None)
+            if target is not None and voting == [target]:
+                info(f"etcd member removal rejected, clearing remove annotation: {name} is the only voting member")
+                kubectl_real("annotate", "node", node_name, f"{ETCD_REMOVE}-")
+                continue
+            if target is not None:
+                info(f"Removing etcd member from cluster due to remove annotation: {name}")
+                rm = etcdctl("member", "remove", format(target["ID"], "x"))
+                if rm.returncode != 0:
+                    info(f"etcd member removal of {name} failed: {etcd_last_error(rm)}")
+                    continue
+            kubectl_real("annotate", "node", node_name, "--overwrite", f"{ETCD_REMOVED_NODE_NAME}={name}",
+                         f"{ETCD_NODE_NAME}-", f"{ETCD_NODE_ADDRESS}-")
+            info(f"etcd member {name} removed successfully")
+
+
 def etcd_test(ident: Identity, member: str) -> str | None:
     """k3s-io/k3s pkg/etcd/etcd.go `(*ETCD).Test`: None when this node's etcd is a voting
     member under its name and current peer URL, else the error k3s logs and retries on."""
@@ -1463,7 +1514,10 @@ def start_real_control_plane(cfg: dict, ident: Identity, member: str, join: tupl
     for lbl in ident.labels:
         k, _, v = str(lbl).partition("=")
         labels[k] = v
-    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": ident.name, "labels": labels}}
+    # k3s pkg/etcd/metadata_controller.go: the member name and address on the server's Node.
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {
+        "name": ident.name, "labels": labels,
+        "annotations": {ETCD_NODE_NAME: member, ETCD_NODE_ADDRESS: ip}}}
     for doc in (parts.KWOK_RBAC, node):
         res = kubectl_real("apply", "-f", "-", data=json.dumps(doc))
         if res.returncode != 0:
@@ -1736,6 +1790,7 @@ def server_main(args: list) -> int:
         if join is not None:
             record_member(member, ident.peer_url)
         threading.Thread(target=manage_learners, args=(rt.stop,), daemon=True).start()
+        threading.Thread(target=manage_member_removal, args=(rt.stop,), daemon=True).start()
     else:
         install_kubectl()
         restart_apiserver()
