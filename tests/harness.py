@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -229,3 +230,10 @@ def evaluate(raw: dict[str, Any], secret_keys: set[str] = frozenset(), preview: 
     evaluation.secret_outputs = {p.split(".")[0] for p in outputs_reg.secret_paths()}
     evaluation.registrations.remove(outputs_reg)
     return evaluation
+
+
+def assigned(command: str, key: str) -> str:
+    """The value a step's script assigns to `key` (a `bash -c '<script>' ...` command line)."""
+    script = shlex.split(command)[2]
+    [line] = [ln for ln in script.splitlines() if ln.startswith(f"{key}=")]
+    return shlex.split(line[len(key) + 1:])[0]

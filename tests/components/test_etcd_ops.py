@@ -13,7 +13,7 @@ import shlex
 import pytest
 
 from components.config import ConfigError, parse_config
-from tests.harness import evaluate
+from tests.harness import assigned, evaluate
 from tests.stacks import load_stack, with_changes
 
 RAW, SECRETS = load_stack("ha")
@@ -22,10 +22,6 @@ SERVERS = ["rke2-server-1", "rke2-server-2", "rke2-server-3"]
 SNAPSHOT = "before-rancher-2-12-rke2-server-1-1764670000"
 
 
-def assigned(command: str, key: str) -> str:
-    script = shlex.split(command)[2]
-    [line] = [ln for ln in script.splitlines() if ln.startswith(f"{key}=")]
-    return shlex.split(line[len(key) + 1:])[0]
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,10 @@ snapshot before any host changes and agents in batches of cluster.upgrade.agentB
 """
 
 import math
-import shlex
 
 import pytest
 
-from tests.harness import evaluate
+from tests.harness import assigned, evaluate
 from tests.stacks import load_stack, with_changes
 
 RAW, SECRETS = load_stack("ha")
@@ -32,11 +31,6 @@ def expected_batches(batch: str, n: int) -> list[list[str]]:
     return [AGENTS[i:i + size] for i in range(0, n, size)]
 
 
-def assigned(command: str, key: str) -> str:
-    """The value a step's script assigns to `key` (a `bash -c '<script>' ...` command line)."""
-    script = shlex.split(command)[2]
-    [line] = [ln for ln in script.splitlines() if ln.startswith(f"{key}=")]
-    return shlex.split(line[len(key) + 1:])[0]
 
 
 @pytest.fixture(scope="module")

@@ -1370,6 +1370,16 @@ def real_etcd_join(url: str, ctx, pw: str, ident: Identity, member: str) -> str:
 LEARNER_TICK_S = 5  # k3s manageTickerTime is 15 s; shorter in the lab (fewer idle seconds per join)
 
 
+def is_etcd_leader() -> bool:
+    """Whether this node's etcd member is the leader (k3s controllers that act on the
+    cluster's membership run their work on the leader only)."""
+    status = etcdctl_json("endpoint", "status")
+    if not status:
+        return False
+    st = status[0].get("Status", {})
+    return st.get("header", {}).get("member_id") == st.get("leader")
+
+
 def manage_learners(stop: threading.Event) -> None:
     """k3s-io/k3s pkg/etcd/etcd.go `(*ETCD).manageLearners` (every server runs it; only the etcd
     leader acts): every tick, on the leader, MemberPromote each learner. etcd refuses a
@@ -1377,11 +1387,7 @@ def manage_learners(stop: threading.Event) -> None:
     which is in sync with leader"); it is tried again next tick (k3s `trackLearnerProgress`
     also removes a learner stalled for minutes: not modelled)."""
     while not stop.wait(LEARNER_TICK_S):
-        status = etcdctl_json("endpoint", "status")
-        if not status:
-            continue
-        st = status[0].get("Status", {})
-        if st.get("header", {}).get("member_id") != st.get("leader"):
+        if not is_etcd_leader():
             continue
         members = etcdctl_json("member", "list") or {}
         for m in members.get("members", []):
@@ -1411,11 +1417,7 @@ def manage_member_removal(stop: threading.Event) -> None:
     is cleared. Not modelled: `onRemove` (the same removal on Node deletion, through a
     finalizer), which the product does not rely on: it annotates first."""
     while not stop.wait(LEARNER_TICK_S):
-        status = etcdctl_json("endpoint", "status")
-        if not status:
-            continue
-        st = status[0].get("Status", {})
-        if st.get("header", {}).get("member_id") != st.get("leader"):
+        if not is_etcd_leader():
             continue
         res = kubectl_real("get", "nodes", "-l", "node-role.kubernetes.io/etcd", "-o", "json")
         if res.returncode != 0:
