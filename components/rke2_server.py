@@ -62,17 +62,19 @@ class RKE2Server(pulumi.ComponentResource):
         # HA: a server taken out of `servers` leaves etcd before RKE2 is uninstalled.
         leave_api = render.api_via_load_balancer(stack) if len(stack.servers) > 1 else None
         uninstall = uninstall_step(name, host, cluster, "server", opts=after(), leave_api=leave_api)
-        # Rolling upgrade: servers[0] refuses a bad version change and snapshots etcd before
-        # any host changes (every node's preflight, and so all that follows, waits for it).
+        # servers[0] runs two guards before any host changes (every node's preflight, and so
+        # all that follows, waits for the upgrade guard, which waits for the membership guard):
+        # the membership guard refuses a change of `servers` that would take away etcd quorum
+        # (it reads the live cluster, so it must run before anything restarts a server); the
+        # upgrade guard refuses a bad version change and snapshots etcd.
         self.upgrade_guard = args.upgrade_guard
         if i == 0:
-            self.upgrade_guard = upgrade.guard_step(name, host, cluster, opts=after())
-        if i == 0:
-            # Refuses a change of `servers` that would take away etcd quorum, before any
-            # removed server is deleted (deletes run at the end of an update).
-            step(f"{name}-membership-guard", host, "membership-guard.sh",
-                 values={"SERVERS": " ".join(n.name for n in stack.servers)},
-                 triggers=[" ".join(n.name for n in stack.servers)], opts=after())
+            membership_guard = step(f"{name}-membership-guard", host, "membership-guard.sh",
+                                    values={"SERVERS": " ".join(n.name for n in stack.servers),
+                                            "ACTION": "guard"},
+                                    update_values={"ACTION": "check"},
+                                    triggers=[" ".join(n.name for n in stack.servers)], opts=after())
+            self.upgrade_guard = upgrade.guard_step(name, host, cluster, opts=after(membership_guard))
         preflight = step(f"{name}-preflight", host, "preflight.sh",
                          values={"ROLE": "server", "MIN_DISK_MB": MIN_DISK_MB, "CA_MODE": cluster.ca},
                          opts=after(uninstall, self.upgrade_guard))

@@ -135,3 +135,18 @@ def test_membership_guard_runs_on_the_first_server_whenever_the_servers_change()
     rest = evaluate(with_changes(RAW, servers=RAW["servers"][1:]), SECRETS)
     assert "rke2-server-2-membership-guard" in rest.names()
     assert assigned(rest.by_name("rke2-server-2-membership-guard").input("create"), "SERVERS") == "rke2-server-2 rke2-server-3"
+
+
+def test_membership_guard_runs_before_anything_restarts_a_server():
+    """It reads the live cluster (kubectl on servers[0]): on a rename the new name's config and
+    service steps restart RKE2, and a guard running beside them met a stopped API (CI, stop
+    20). Every host step waits for it, through servers[0]'s upgrade guard."""
+    for raw, secrets, first, nodes in [(RAW, SECRETS, SERVERS[0], SERVERS + ["rke2-agent-1"]),
+                                       (DEV, DEV_SECRETS, "jjtestserver", ["jjtestserver"])]:
+        ev = evaluate(raw, secrets)
+        guard = f"{first}-membership-guard"
+        assert ev.depends_on(f"{first}-upgrade-guard", guard)
+        for node in nodes:
+            for s in ("preflight", "config", "install", "service"):
+                assert ev.depends_on(f"{node}-{s}", guard), f"{node}-{s} must wait for {guard}"
+        assert not ev.depends_on(guard, f"{first}-preflight")

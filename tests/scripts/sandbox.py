@@ -32,7 +32,7 @@ KUBECTL = "/var/lib/rancher/rke2/bin/kubectl"
 # Representative values for each script, as the components pass them.
 VALUES: dict[str, dict[str, str | int]] = {
     "dns-follow.sh": {},
-    "membership-guard.sh": {"SERVERS": "rke2-server-1 rke2-server-2 rke2-server-3"},
+    "membership-guard.sh": {"SERVERS": "rke2-server-1 rke2-server-2 rke2-server-3", "ACTION": "guard"},
     "etcd-snapshot.sh": {"NAME": "before-upgrade", "SNAPSHOT_DIR": "/var/lib/rancher/rke2/server/db/snapshots",
                          "ACTION": "save"},
     "etcd-restore.sh": {"ACTION": "check", "SNAPSHOT": "before-upgrade-scratch-host-1764670000",

@@ -99,6 +99,44 @@ def test_membership_guard_counts_only_members(sandbox):
     assert res.returncode == 0 and "members 3 leaving rke2-server-3" in res.stdout
 
 
+def test_membership_guard_sees_a_renamed_first_server_as_the_same_member(sandbox):
+    """A rename of servers[0] (the single server of the seed story, renamed in the stack) keeps
+    its etcd member: k3s keeps the member name in <data-dir>/db/etcd/name (pkg/etcd/etcd.go
+    nameFile), and the old Node still carries it. The guard must not count that as removing the
+    only member; another server's old name still counts as leaving."""
+    cluster(sandbox, ["jjtestserver"])
+    sandbox.write("/var/lib/rancher/rke2/server/db/etcd/name", "jjtestserver-1a2b3c4d")
+    res = sandbox.run("membership-guard.sh", SERVERS="jjrenamed")
+    assert res.returncode == 0, res
+    assert "jjtestserver is this host" in res.stderr and "none leaving" in res.stderr
+    # the renamed Node registered next to the old one: one member, still nothing leaving
+    sandbox.write("/stubstate/etcd/jjrenamed", "jjtestserver-1a2b3c4d")
+    res = sandbox.run("membership-guard.sh", SERVERS="jjrenamed")
+    assert res.returncode == 0 and res.stdout.strip() == "members 1", res
+
+
+def test_membership_guard_renaming_the_host_does_not_hide_a_real_removal(sandbox):
+    cluster(sandbox, THREE)
+    sandbox.write("/var/lib/rancher/rke2/server/db/etcd/name", "rke2-server-1-1a2b3c4d")
+    res = sandbox.run("membership-guard.sh", SERVERS="renamed-1")  # 1 renamed, 2 and 3 removed
+    assert res.returncode != 0
+    assert "refusing to remove rke2-server-2, rke2-server-3 at once" in res.stderr
+    assert "etcd has 3 members and 1 would stay" in res.stderr
+
+
+def test_membership_guard_update_checks_nothing_so_an_address_change_can_recover(sandbox):
+    """An update (a new SSH address after a move, names unchanged: they are its trigger) runs
+    while rke2-server may still be failing "not a member of the etcd cluster", before the
+    service step resets etcd; it must not need the API (CI, stop 20: the plain-up recovery of
+    a moved server was refused by the guard). The create, with the API down, refuses."""
+    cluster(sandbox, THREE)
+    sandbox.write(KUBECTL, "#!/bin/sh\necho 'The connection to the server 127.0.0.1:6443 was refused' >&2\nexit 1\n", 0o755)
+    res = sandbox.run("membership-guard.sh", SERVERS=" ".join(THREE), ACTION="check")
+    assert res.returncode == 0 and res.stdout.strip() == "unchanged", res
+    res = sandbox.run("membership-guard.sh", SERVERS=" ".join(THREE), ACTION="guard")
+    assert res.returncode != 0 and "cannot list the etcd nodes" in res.stderr
+
+
 def leave(sandbox, **values):
     return sandbox.run("uninstall.sh", **{"ACTION": "uninstall", "RETAIN": 0, "NODE": "rke2-server-2", "ROLE": "server",
                                           "LEAVE": 1, "API": "https://10.20.0.100:6443", "TIMEOUT": 30, **values})
