@@ -23,11 +23,6 @@ def build(stack: StackConfig) -> dict[str, pulumi.Input]:
     def access(address: str) -> HostAccess:
         return HostAccess(address=address, ssh=stack.ssh, private_key=private_key)
 
-    lb = None
-    if stack.load_balancer is not None:
-        lb = HALoadBalancer(stack.load_balancer.name,
-                            HALoadBalancerArgs(stack=stack, host=access(stack.load_balancer.address)))
-
     configured_token = pulumi.Output.secret(stack.token) if stack.token else None
     identity = None
     if stack.cluster.ca == "generated":
@@ -37,8 +32,18 @@ def build(stack: StackConfig) -> dict[str, pulumi.Input]:
             cluster_hostname=stack.cluster.hostname, token_password=configured_token,
             ingress_hostname=stack.rancher.hostname if rancher_own_cert else None))
         configured_token = identity.token
+    def load_balancer(first: RKE2Server) -> HALoadBalancer | None:
+        # After servers[0], whose guards it waits for; before the servers that join through it.
+        if stack.load_balancer is None:
+            return None
+        return HALoadBalancer(stack.load_balancer.name, HALoadBalancerArgs(
+            stack=stack, host=access(stack.load_balancer.address), guard=first.upgrade_guard))
+
     servers: list[RKE2Server] = []
+    lb = None
     for i, node in enumerate(stack.servers):
+        if i == 1:
+            lb = load_balancer(servers[0])
         if i == 0:
             token = configured_token
             join_after = []
@@ -51,6 +56,8 @@ def build(stack: StackConfig) -> dict[str, pulumi.Input]:
             ca_files=identity.files if identity else None,
             rotate_after=[servers[-1].rotation] if servers and servers[-1].rotation else [],
             upgrade_guard=servers[0].upgrade_guard if servers else None)))
+    if len(servers) == 1:  # a load balancer in front of one server
+        lb = load_balancer(servers[0])
     first = servers[0]
     if identity is not None:
         # Known once the identity exists (unknown in a new stack's first preview) and stable

@@ -17,6 +17,9 @@ class HALoadBalancerArgs:
     """The validated stack config (loadBalancer set)."""
     host: HostAccess
     """SSH access to the load balancer host."""
+    guard: pulumi.Resource | None = None
+    """servers[0]'s guards (its upgrade guard, after its membership guard): nothing here
+    changes before they pass (a refused change of `servers` must not rewrite the backends)."""
 
 
 class HALoadBalancer(pulumi.ComponentResource):
@@ -45,7 +48,7 @@ class HALoadBalancer(pulumi.ComponentResource):
             return pulumi.ResourceOptions(parent=self, depends_on=[d for d in deps if d is not None])
 
         packages = "haproxy keepalived" if lb.vip else "haproxy"
-        install = step(f"{name}-packages", host, "haproxy.sh", values={"PACKAGES": packages}, opts=after())
+        install = step(f"{name}-packages", host, "haproxy.sh", values={"PACKAGES": packages}, opts=after(args.guard))
         haproxy = step(f"{name}-haproxy", host, "lb-config.sh",
                        values={"DEST": "/etc/haproxy/haproxy.cfg", "UNIT": "haproxy", "CHECK": "haproxy"},
                        stdin=render.haproxy_cfg(stack), opts=after(install))

@@ -575,6 +575,12 @@ def build(preview: dict, policy_events: Iterable[dict] = (), stack: str = "",
             totals.hosts_added.append(comp.name)
         if comp.op == "delete":
             totals.hosts_removed.append(comp.name)
+    # Stages numbered over the hosts shown: an unchanged host in between (the load balancer,
+    # which waits for servers[0]'s guards) orders the others but leaves no gap.
+    dense = {st: i for i, st in enumerate(sorted({hp.stage for hp in hosts if hp.stage is not None}), 1)}
+    for hp in hosts:
+        if hp.stage is not None:
+            hp.stage = dense[hp.stage]
     hosts.sort(key=lambda hp: (hp.stage is None, hp.stage or 0, hp.name))  # a stage runs in parallel
     for hp in hosts:  # in execution order
         if hp.restarts:

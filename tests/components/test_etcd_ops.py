@@ -150,3 +150,7 @@ def test_membership_guard_runs_before_anything_restarts_a_server():
             for s in ("preflight", "config", "install", "service"):
                 assert ev.depends_on(f"{node}-{s}", guard), f"{node}-{s} must wait for {guard}"
         assert not ev.depends_on(guard, f"{first}-preflight")
+    # A refused change of `servers` must not have rewritten the load balancer's backends first.
+    ha_ev = evaluate(with_changes(RAW, servers=RAW["servers"][:1]), SECRETS)
+    for s in ("packages", "haproxy"):
+        assert ha_ev.depends_on(f"rke2-lb-{s}", f"{SERVERS[0]}-membership-guard"), s
