@@ -94,6 +94,16 @@ TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 # when the stack leaves the key unset.
 RKE2_DEFAULT_CLUSTER_CIDR = "10.42.0.0/16"
 RKE2_DEFAULT_SERVICE_CIDR = "10.43.0.0/16"
+# RKE2's own etcd snapshot defaults, in effect while cluster.etcdSnapshots leaves a field unset
+# (no key is written then). They are the flag defaults of k3s pkg/cli/cmds/server.go
+# (etcd-snapshot-schedule-cron "0 */12 * * *", etcd-snapshot-retention defaultSnapshotRentention
+# = 5, etcd-s3-endpoint "s3.amazonaws.com", etcd-s3-region "us-east-1") and pkg/etcd/s3/s3.go
+# defaultEtcdS3, as docs.rke2.io reference/server_config ("Database", "S3 etcd Snapshot
+# Storage") and datastore/backup_restore list them.
+RKE2_DEFAULT_SNAPSHOT_SCHEDULE = "0 */12 * * *"
+RKE2_DEFAULT_SNAPSHOT_RETENTION = 5
+RKE2_DEFAULT_S3_ENDPOINT = "s3.amazonaws.com"
+RKE2_DEFAULT_S3_REGION = "us-east-1"
 
 # config.yaml keys the program writes or depends on; extraConfig must not fight them.
 # The value is the config key to use instead (None: the program decides it).
@@ -113,6 +123,20 @@ MANAGED_RKE2_KEYS: dict[str, str | None] = {
     # The program assumes the embedded etcd; an external datastore URL carries a password.
     "datastore-endpoint": None,
 }
+# cluster.etcdSnapshots field -> the config.yaml key it writes (docs.rke2.io reference/server_config
+# "Database" and "S3 etcd Snapshot Storage"; k3s pkg/cli/cmds/server.go). extraConfig may not set
+# them (MANAGED_RKE2_KEYS names the field to use instead).
+ETCD_SNAPSHOT_RKE2_KEYS: dict[str, str] = {
+    "schedule": "etcd-snapshot-schedule-cron", "retention": "etcd-snapshot-retention",
+    "disabled": "etcd-disable-snapshots", "s3": "etcd-s3", "s3.endpoint": "etcd-s3-endpoint",
+    "s3.endpointCa": "etcd-s3-endpoint-ca", "s3.skipSslVerify": "etcd-s3-skip-ssl-verify",
+    "s3.insecure": "etcd-s3-insecure", "s3.bucket": "etcd-s3-bucket", "s3.region": "etcd-s3-region",
+    "s3.folder": "etcd-s3-folder", "s3.retention": "etcd-s3-retention",
+}
+MANAGED_RKE2_KEYS.update({rke2: f"cluster.etcdSnapshots.{f}" for f, rke2 in ETCD_SNAPSHOT_RKE2_KEYS.items()})
+# RKE2 reads its S3 settings from that Secret only when etcd-s3 is the sole S3 setting (docs.k3s.io
+# cli/etcd-snapshot "S3 Configuration Secret Support"); cluster.etcdSnapshots.s3 always sets a bucket.
+MANAGED_RKE2_KEYS["etcd-s3-config-secret"] = "cluster.etcdSnapshots.s3 and cluster.etcdS3"
 # Credentials: never in the plain config.yaml input. Each has its dedicated secret key.
 CREDENTIAL_RKE2_KEYS: dict[str, str] = {
     "etcd-s3-access-key": "cluster.etcdS3.accessKey",
@@ -167,8 +191,12 @@ KNOWN_KEYS: dict[str, tuple[str, ...]] = {
                 "disable", "writeKubeconfigMode", "mobile", "mobileNodeIp", "mobileInterface",
                 "extraConfig", "agentExtraConfig", "etcdS3", "installScriptUrl", "artifactDir",
                 "retainOnDestroy", "readyTimeoutSeconds", "ca", "certificateRotation",
-                "systemDefaultRegistry", "imagesArchives", "profile", "upgrade", "snapshot", "restore"),
+                "systemDefaultRegistry", "imagesArchives", "profile", "upgrade", "snapshot", "restore",
+                "etcdSnapshots"),
     "cluster.upgrade": ("agentBatch", "drain", "drainTimeoutSeconds", "drainGracePeriodSeconds"),
+    "cluster.etcdSnapshots": ("schedule", "retention", "disabled", "s3"),
+    "cluster.etcdSnapshots.s3": ("endpoint", "bucket", "folder", "region", "skipSslVerify", "endpointCa",
+                                 "insecure", "retention"),
     "servers[]": ("name", "address", "nodeIp", "labels", "taints"),
     "loadBalancer": ("name", "address", "vip", "vipInterface"),
     "certManager": ("enabled", "version", "repository", "repositoryCaFile"),
@@ -342,6 +370,51 @@ class EtcdS3Credentials:
 
 
 @dataclass(frozen=True)
+class EtcdS3Target:
+    """cluster.etcdSnapshots.s3: where RKE2 copies every etcd snapshot. The credentials are
+    cluster.etcdS3, a secret of its own; without them RKE2 falls back to the host's AWS
+    credentials file or instance role (k3s pkg/etcd/s3/s3.go GetClient's credentials chain).
+    A field left None is RKE2's default, and no key is written for it."""
+    bucket: str
+    """etcd-s3-bucket (required)."""
+    endpoint: str | None = None
+    """etcd-s3-endpoint: host[:port] without a scheme (minio-go's endpoint)."""
+    folder: str | None = None
+    """etcd-s3-folder: the key prefix inside the bucket."""
+    region: str | None = None
+    """etcd-s3-region."""
+    skip_ssl_verify: bool = False
+    """etcd-s3-skip-ssl-verify."""
+    endpoint_ca: str | None = None
+    """etcd-s3-endpoint-ca: absolute path of a PEM CA bundle on the servers."""
+    insecure: bool = False
+    """etcd-s3-insecure: plain http."""
+    retention: int | None = None
+    """etcd-s3-retention: snapshots kept in the bucket (None: etcdSnapshots.retention, see render)."""
+
+
+@dataclass(frozen=True)
+class EtcdSnapshotsConfig:
+    """cluster.etcdSnapshots: RKE2's scheduled etcd snapshots and their S3 copy, written to every
+    server's config.yaml (a key for each field set; agents get none)."""
+    schedule: str | None = None
+    """etcd-snapshot-schedule-cron: a 5-field cron expression or a descriptor (@daily, @every 6h)."""
+    retention: int | None = None
+    """etcd-snapshot-retention: scheduled snapshots kept on each server (0: RKE2 prunes none)."""
+    disabled: bool = False
+    """etcd-disable-snapshots: no scheduled snapshots (on-demand ones still work)."""
+    s3: EtcdS3Target | None = None
+    """The S3 target (etcd-s3 and the etcd-s3-* keys), None: snapshots stay on the servers."""
+
+    @property
+    def s3_retention(self) -> int | None:
+        """The etcd-s3-retention written: s3.retention, else retention (None: neither is set)."""
+        if self.s3 is None:
+            return None
+        return self.s3.retention if self.s3.retention is not None else self.retention
+
+
+@dataclass(frozen=True)
 class UpgradeConfig:
     """cluster.upgrade: how a cluster.version change rolls out (servers always one at a time)."""
     agent_batch: str = "10%"
@@ -411,6 +484,8 @@ class ClusterConfig:
     """cluster.snapshot: a label; a new one takes an etcd snapshot named after it on servers[0]."""
     restore: str | None = None
     """cluster.restore: a snapshot on servers[0]; a new value restores etcd to it, every server."""
+    etcd_snapshots: EtcdSnapshotsConfig | None = None
+    """cluster.etcdSnapshots: scheduled snapshots and their S3 target (None: RKE2's defaults, no S3)."""
 
     @property
     def ingress_enabled(self) -> bool:
@@ -847,7 +922,8 @@ def _check_strings(path: str, value: Any, depth: int = 0) -> None:
 
 # Keys whose value is an object: a string given there may be anything (pasted YAML, a key).
 _OBJECT_KEYS = ("cluster.extraConfig", "cluster.agentExtraConfig", "cluster.etcdS3", "ssh.hostKeys", "ssh.bastion",
-                "registries.mirrors", "registries.configs", "cluster.imagesArchives")
+                "registries.mirrors", "registries.configs", "cluster.imagesArchives", "cluster.etcdSnapshots",
+                "cluster.etcdSnapshots.s3")
 
 
 def _plain_leaf(path: str) -> bool:
@@ -972,6 +1048,204 @@ def _etcd_s3(key: str, value: Any) -> EtcdS3Credentials:
         secret_key=s.get("secretKey", non_empty_secret, required=True),
         session_token=s.get("sessionToken", non_empty_secret),
     )
+
+
+# ---------------------------------------------------------------------------
+# cluster.etcdSnapshots: scheduled etcd snapshots and their S3 target
+# ---------------------------------------------------------------------------
+
+# RKE2 schedules its snapshots with robfig/cron v3's standard parser: k3s pkg/etcd/etcd.go NewETCD
+# (`cron.New(cron.WithLogger(cronLogger))`) and pkg/etcd/snapshot.go setSnapshotFunction
+# (`e.cron.AddJob(e.config.EtcdSnapshotCron, ...)`, its error dropped). That parser takes five fields
+# or a descriptor; a spec it refuses is not an error at start: the cluster just takes no snapshots.
+CRON_DESCRIPTORS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+_CRON_MONTHS = {m: i + 1 for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep",
+                                                 "oct", "nov", "dec"))}
+_CRON_DAYS = {d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))}
+# (field, min, max, names): robfig/cron v3 spec.go's bounds (day of week 0-6, Sunday 0).
+_CRON_FIELDS = (("minute", 0, 59, {}), ("hour", 0, 23, {}), ("day-of-month", 1, 31, {}),
+                ("month", 1, 12, _CRON_MONTHS), ("day-of-week", 0, 6, _CRON_DAYS))
+_GO_DURATION_PART_RE = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|ms|s|m|h)", re.ASCII)
+_GO_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+CRON_ALLOWED = ('a cron expression of 5 fields, minute hour day-of-month month day-of-week (such as "0 */6 * * *"), '
+                "or a descriptor: " + ", ".join(CRON_DESCRIPTORS) + ' or "@every <Go duration>" such as "@every 6h"')
+
+
+def _cron_number(text: str, lo: int, hi: int, names: Mapping[str, int]) -> int | None:
+    if text.isascii() and text.isdigit():
+        n = int(text)
+    elif text.lower() in names:
+        n = names[text.lower()]
+    else:
+        return None
+    return n if lo <= n <= hi else None
+
+
+def _cron_field_problem(text: str, name: str, lo: int, hi: int, names: Mapping[str, int]) -> str | None:
+    """Why robfig/cron v3 (parser.go getRange) refuses one field, or None. Stricter in two corners
+    it lets through: empty list items (`1,,2`) and a range after `*` (`*-5`)."""
+    hint = f", {'/'.join(list(names)[:3])}..." if names else ""
+    problem = (f"the {name} field {text!r} is not valid "
+               f"(allowed: {lo}-{hi}{hint}, *, ?, a-b, a/n, a-b/n, lists with ',')")
+    for item in text.split(","):
+        rng, slash, step = item.partition("/")
+        if slash and not (step.isascii() and step.isdigit() and int(step) > 0):
+            return problem
+        if rng in ("*", "?"):
+            continue
+        low, dash, high = rng.partition("-")
+        start = _cron_number(low, lo, hi, names)
+        end = _cron_number(high, lo, hi, names) if dash else (hi if slash else start)
+        if start is None or end is None or start > end:
+            return problem
+    return None
+
+
+def _go_duration_seconds(text: str) -> float | None:
+    """Seconds of an unsigned Go duration (time.ParseDuration: 90m, 1h30m, 1.5h), None if it is not one."""
+    pos, total = 0, 0.0
+    for m in _GO_DURATION_PART_RE.finditer(text):
+        if m.start() != pos:
+            return None
+        total += float(m.group(1)) * _GO_DURATION_UNITS[m.group(2)]
+        pos = m.end()
+    return total if text and pos == len(text) else None
+
+
+def _cron_schedule(key: str, value: Any) -> str:
+    """cluster.etcdSnapshots.schedule (etcd-snapshot-schedule-cron), as RKE2's cron parser takes it."""
+    if not isinstance(value, str) or not value.isascii() or len(value) > 200:
+        raise ConfigError(key, value, CRON_ALLOWED)
+    if value.startswith(("TZ=", "CRON_TZ=")):
+        # robfig/cron takes a zone prefix, resolved on each server: a zone unknown there would
+        # leave the cluster without scheduled snapshots, and it cannot be checked from here.
+        raise ConfigError(key, value, "a schedule without a TZ= or CRON_TZ= prefix (not supported here; RKE2 runs "
+                                      "the schedule in each server's local time): " + CRON_ALLOWED)
+    if value.startswith("@"):
+        if value in CRON_DESCRIPTORS:
+            return value
+        seconds = _go_duration_seconds(value[len("@every "):]) if value.startswith("@every ") else None
+        if seconds is None or seconds < 1:
+            raise ConfigError(key, value, CRON_ALLOWED + " (a Go duration of at least 1s, such as 90m or 1h30m)")
+        return value
+    fields = value.split()
+    if len(fields) != 5:
+        seconds = "; RKE2's parser takes no seconds field" if len(fields) == 6 else ""
+        raise ConfigError(key, value, f"{CRON_ALLOWED} ({len(fields)} fields given{seconds})")
+    for text, (name, lo, hi, names) in zip(fields, _CRON_FIELDS):
+        problem = _cron_field_problem(text, name, lo, hi, names)
+        if problem:
+            raise ConfigError(key, value, f"{CRON_ALLOWED}: {problem}")
+    return value
+
+
+def _snapshot_retention(key: str, value: Any) -> int:
+    """etcd-snapshot-retention / etcd-s3-retention: k3s pkg/etcd/snapshot.go snapshotRetention (and
+    pkg/etcd/s3/s3.go SnapshotRetention) prune nothing when it is below 1."""
+    try:
+        return integer(0, 10000)(key, value)
+    except ConfigError:
+        raise ConfigError(key, value, "an integer from 0 to 10000: the snapshots kept (0: RKE2 prunes none)") from None
+
+
+# minio-go pkg/s3utils CheckValidBucketName, which RKE2's S3 client (minio-go) applies.
+_S3_BUCKET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{1,61}[A-Za-z0-9]", re.ASCII)
+_S3_FOLDER_RE = re.compile(r"[A-Za-z0-9._-]{1,255}(/[A-Za-z0-9._-]{1,255})*", re.ASCII)
+_S3_REGION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}", re.ASCII)
+
+
+def _s3_bucket(key: str, value: Any) -> str:
+    if (not isinstance(value, str) or not _S3_BUCKET_RE.fullmatch(value) or ".." in value or ".-" in value
+            or "-." in value or re.fullmatch(r"([0-9]+\.){3}[0-9]+", value)):
+        raise ConfigError(key, value, "an S3 bucket name: 3 to 63 letters, digits, '.', '-', '_' or ':', starting "
+                                      "and ending with a letter or digit, no '..', not an IP address")
+    return value
+
+
+def _s3_folder(key: str, value: Any) -> str:
+    if (not isinstance(value, str) or len(value) > 512 or not _S3_FOLDER_RE.fullmatch(value)
+            or any(seg in (".", "..") for seg in value.split("/"))):
+        raise ConfigError(key, value, "a key prefix in the bucket such as rke2/prod: segments of letters, digits, "
+                                      "'.', '_' and '-' between single '/' (none first or last, no . or .. "
+                                      "segment), at most 512 characters")
+    return value
+
+
+def _s3_region(key: str, value: Any) -> str:
+    allowed = "an S3 region such as us-east-1 (letters, digits, '-' and '_', at most 63)"
+    return pattern(_S3_REGION_RE, allowed)(key, value)
+
+
+def _s3_endpoint(key: str, value: Any) -> str:
+    """etcd-s3-endpoint: minio-go's endpoint (k3s pkg/etcd/s3/s3.go `minio.New(etcdS3.Endpoint, ...)`),
+    host[:port] with no scheme: https, or http with etcd-s3-insecure."""
+    allowed = ("host[:port] of the S3 endpoint without a scheme or path, such as s3.eu-west-1.amazonaws.com or "
+               "minio.internal:9000 (RKE2 uses https, or http with cluster.etcdSnapshots.s3.insecure: true)")
+    # Never shown when it may hold user:password@ (a URL's credentials).
+    shown = NOT_SHOWN if isinstance(value, str) and "@" in value else _redact_url(value)
+    if isinstance(value, str) and "://" in value:
+        raise ConfigError(key, shown, "the endpoint without its scheme: " + allowed)
+    try:
+        return registry_host(key, value)
+    except ConfigError:
+        raise ConfigError(key, shown, allowed) from None
+
+
+def _etcd_s3_target(key: str, value: Any) -> EtcdS3Target:
+    s = _Section(key, value, KNOWN_KEYS["cluster.etcdSnapshots.s3"])
+    target = EtcdS3Target(
+        bucket=s.get("bucket", _s3_bucket, required=True),
+        endpoint=s.get("endpoint", _s3_endpoint),
+        folder=s.get("folder", _s3_folder),
+        region=s.get("region", _s3_region),
+        skip_ssl_verify=s.get("skipSslVerify", boolean, False),
+        endpoint_ca=s.get("endpointCa", abs_path),
+        insecure=s.get("insecure", boolean, False),
+        retention=s.get("retention", _snapshot_retention),
+    )
+    if target.skip_ssl_verify and target.endpoint_ca is not None:
+        # k3s pkg/etcd/s3/s3.go GetClient: "You can either disable SSL verification or use a custom CA bundle".
+        raise ConfigError(s.key("endpointCa"), target.endpoint_ca,
+                          f"unset while {key}.skipSslVerify is true: RKE2 then verifies no certificate and "
+                          "never reads the CA (keep the CA and set skipSslVerify: false)")
+    if target.insecure and (target.skip_ssl_verify or target.endpoint_ca is not None):
+        other = "skipSslVerify" if target.skip_ssl_verify else "endpointCa"
+        raise ConfigError(s.key("insecure"), True, f"false while {key}.{other} is set: insecure means plain "
+                                                    "http, which has no certificate to verify")
+    return target
+
+
+def _etcd_snapshots(key: str, value: Any) -> EtcdSnapshotsConfig:
+    s = _Section(key, value, KNOWN_KEYS["cluster.etcdSnapshots"])
+    snapshots = EtcdSnapshotsConfig(
+        schedule=s.get("schedule", _cron_schedule),
+        retention=s.get("retention", _snapshot_retention),
+        disabled=s.get("disabled", boolean, False),
+        s3=s.get("s3", _etcd_s3_target),
+    )
+    if snapshots.disabled and snapshots.schedule is not None:
+        raise ConfigError(s.key("schedule"), snapshots.schedule,
+                          f"unset while {key}.disabled is true: RKE2 then takes no scheduled snapshot "
+                          "(etcd-disable-snapshots)")
+    return snapshots
+
+
+def _check_etcd_s3_pairing(cluster: "ClusterConfig") -> None:
+    """cluster.etcdS3 (credentials) goes with cluster.etcdSnapshots.s3 (the target); the target
+    alone is fine (the host's AWS credentials file or instance role). The other etcd-s3-* keys
+    cluster.extraConfig may still set (etcd-s3-timeout, etcd-s3-proxy, ...) need the target too."""
+    target = cluster.etcd_snapshots.s3 if cluster.etcd_snapshots is not None else None
+    if target is not None:
+        return
+    if cluster.etcd_s3 is not None:
+        raise ConfigError("cluster.etcdS3", None, "credentials for an S3 target, which is not set: set "
+                          "cluster.etcdSnapshots.s3 (bucket, endpoint, ...) too, or remove cluster.etcdS3",
+                          secret=True)
+    for k in cluster.extra_config:
+        if k.startswith("etcd-s3-"):
+            raise ConfigError(f"cluster.extraConfig.{key_segment(k)}", NOT_SHOWN,
+                              "only with cluster.etcdSnapshots.s3: without an S3 target RKE2 uploads no "
+                              "snapshot, so this key would do nothing")
 
 
 # ---------------------------------------------------------------------------
@@ -1386,11 +1660,13 @@ def _parse(raw: Mapping[str, Any], secret_keys: set[str], pins: Mapping[str, str
         snapshot=c.get("snapshot", pattern(SNAPSHOT_LABEL_RE, "a snapshot label such as before-rancher-2-12 "
                                            "(lower-case letters, digits, . and -, at most 63)")),
         restore=c.get("restore", _snapshot_ref),
+        etcd_snapshots=c.get("etcdSnapshots", _etcd_snapshots),
     )
     _check_node_wide_duplicates(cluster)
     if cluster.etcd_s3 is not None and f"{NAMESPACE}:cluster" not in secret_keys:
         raise ConfigError("cluster.etcdS3", None, "a secret: set it with `pulumi config set --secret --path "
                           f"{NAMESPACE}:cluster.etcdS3.secretKey ...` (and accessKey)", secret=True)
+    _check_etcd_s3_pairing(cluster)
     _check_cidrs(cluster)
 
     servers = _nodes("servers", raw.get("servers"), required=True)

@@ -51,12 +51,17 @@ def restore_steps(servers: Sequence[tuple[str, HostAccess, pulumi.Resource]], st
     if target is None:
         return None
     timeout = stack.cluster.ready_timeout_seconds
+    # With an S3 target in config.yaml RKE2 would fetch the restore path from the bucket; the
+    # restore is of a file on servers[0] (docs.rke2.io datastore/backup_restore: "add the argument
+    # --etcd-s3=false and pass the full path to the local snapshot file").
+    snaps = stack.cluster.etcd_snapshots
+    s3 = {"S3": 1} if snaps is not None and snaps.s3 is not None else {}
 
     def restore_step(name: str, host: HostAccess, parent: pulumi.Resource, action: str,
                      depends: Sequence[pulumi.Resource]) -> remote.Command:
         return step(name, host, "etcd-restore.sh",
                     values={"ACTION": action, "SNAPSHOT": target, "SNAPSHOT_DIR": snapshot_dir,
-                            "TIMEOUT": timeout},
+                            "TIMEOUT": timeout, **s3},
                     update_values={"ACTION": "noop"}, triggers=[target],
                     opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends)))
 

@@ -62,6 +62,8 @@ CAUSES: dict[str, dict[str, str]] = {
         "loadBalancerAddress": "loadBalancer.address", "loadBalancerVip": "loadBalancer.vip",
         "mobile": "cluster.mobile", "writeKubeconfigMode": "cluster.writeKubeconfigMode",
         "tokenSource": "token", "ca": "cluster.ca",
+        "etcdSnapshots": "cluster.etcdSnapshots",
+        "etcdS3Credentials": "cluster.etcdS3 (static keys, or the host's AWS credentials when unset)",
     },
     "rke2:index:RKE2Agent": {**_NODE, "upgradeAfter": "cluster.upgrade.agentBatch (the batch before)"},
     "rke2:index:HALoadBalancer": {

@@ -13,8 +13,9 @@ from typing import Any
 
 import yaml
 
-from .config import (NODE_WIDE_RKE2_KEYS, EtcdS3Credentials, NodeConfig, RegistriesConfig, StackConfig, is_ip,
-                     url_host)
+from .config import (NODE_WIDE_RKE2_KEYS, RKE2_DEFAULT_S3_ENDPOINT, RKE2_DEFAULT_S3_REGION,
+                     RKE2_DEFAULT_SNAPSHOT_RETENTION, RKE2_DEFAULT_SNAPSHOT_SCHEDULE, EtcdS3Credentials, NodeConfig,
+                     RegistriesConfig, StackConfig, is_ip, url_host)
 
 SERVER_CONFIG_PATH = "/etc/rancher/rke2/config.yaml"
 # The join token lives in a drop-in of its own so config.yaml carries no secret and its
@@ -119,8 +120,74 @@ def server_config(stack: StackConfig, index: int) -> dict[str, Any]:
     cfg.update(node_wide_keys(stack))
     if psa_config(stack) is not None:
         cfg["pod-security-admission-config-file"] = PSA_CONFIG_PATH
+    cfg.update(etcd_snapshot_keys(stack))
     cfg.update(c.extra_config)
     return cfg
+
+
+def etcd_snapshot_keys(stack: StackConfig) -> dict[str, Any]:
+    """The config.yaml keys of cluster.etcdSnapshots, servers only (RKE2 reads them in `rke2 server`
+    and `rke2 etcd-snapshot`, docs.rke2.io datastore/backup_restore): a key for each field the stack
+    sets, so RKE2's own defaults stay in force for the others. The S3 credentials are not here
+    (etcd_s3_yaml, a secret drop-in).
+
+    etcd-s3-retention: since the 2025-08 releases (k3s-io/k3s#12669, so in v1.33.5+rke2r1) RKE2
+    keeps 5 snapshots in S3 whatever etcd-snapshot-retention says, until k3s-io/k3s#13770 (2026-03)
+    made etcd-snapshot-retention its default again. It is written as s3.retention, else as
+    retention, so the bucket keeps what the stack says on every release (older releases skip the
+    key with "Unknown flag ... found in config.yaml, skipping" and use etcd-snapshot-retention)."""
+    snaps = stack.cluster.etcd_snapshots
+    if snaps is None:
+        return {}
+    keys: dict[str, Any] = {}
+    if snaps.schedule is not None:
+        keys["etcd-snapshot-schedule-cron"] = snaps.schedule
+    if snaps.retention is not None:
+        keys["etcd-snapshot-retention"] = snaps.retention
+    if snaps.disabled:
+        keys["etcd-disable-snapshots"] = True
+    s3 = snaps.s3
+    if s3 is not None:
+        keys["etcd-s3"] = True
+        for key, value in (("etcd-s3-endpoint", s3.endpoint), ("etcd-s3-endpoint-ca", s3.endpoint_ca)):
+            if value is not None:
+                keys[key] = value
+        if s3.skip_ssl_verify:
+            keys["etcd-s3-skip-ssl-verify"] = True
+        if s3.insecure:
+            keys["etcd-s3-insecure"] = True
+        keys["etcd-s3-bucket"] = s3.bucket
+        for key, value in (("etcd-s3-region", s3.region), ("etcd-s3-folder", s3.folder),
+                           ("etcd-s3-retention", snaps.s3_retention)):
+            if value is not None:
+                keys[key] = value
+    return keys
+
+
+def etcd_snapshot_props(stack: StackConfig) -> dict[str, Any]:
+    """cluster.etcdSnapshots as policies read it (RKE2Server props): every field with the value in
+    force, RKE2's default where the stack leaves it unset. Empty without cluster.etcdSnapshots (so
+    the props of stacks without it stay as they were). Never a credential: etcdS3Credentials only
+    says where RKE2 gets them."""
+    snaps = stack.cluster.etcd_snapshots
+    if snaps is None:
+        return {}
+    retention = snaps.retention if snaps.retention is not None else RKE2_DEFAULT_SNAPSHOT_RETENTION
+    s3 = None
+    if snaps.s3 is not None:
+        t = snaps.s3
+        s3 = {"endpoint": t.endpoint or RKE2_DEFAULT_S3_ENDPOINT, "bucket": t.bucket, "folder": t.folder,
+              "region": t.region or RKE2_DEFAULT_S3_REGION, "skipSslVerify": t.skip_ssl_verify,
+              "endpointCa": t.endpoint_ca, "insecure": t.insecure,
+              "retention": snaps.s3_retention if snaps.s3_retention is not None else retention}
+    props: dict[str, Any] = {"etcdSnapshots": {
+        "schedule": snaps.schedule or RKE2_DEFAULT_SNAPSHOT_SCHEDULE, "retention": retention,
+        "disabled": snaps.disabled, "s3": s3}}
+    if s3 is not None:
+        # cluster.etcdS3's static keys, or RKE2's fallback to the host's AWS credentials file or
+        # instance role (k3s pkg/etcd/s3/s3.go: credentials.Static, FileAWSCredentials, IAM).
+        props["etcdS3Credentials"] = "static" if stack.cluster.etcd_s3 is not None else "host"
+    return props
 
 
 def node_wide_keys(stack: StackConfig) -> dict[str, Any]:
@@ -164,8 +231,8 @@ def token_yaml(token: str) -> str:
 
 
 def etcd_s3_yaml(creds: EtcdS3Credentials) -> str:
-    """The etcd S3 credential drop-in (secret): only the credential keys; bucket, endpoint and
-    schedule stay in cluster.extraConfig."""
+    """The etcd S3 credential drop-in (secret): only the credential keys; the target and the
+    schedule (cluster.etcdSnapshots) are in config.yaml (etcd_snapshot_keys)."""
     data = {"etcd-s3-access-key": creds.access_key, "etcd-s3-secret-key": creds.secret_key}
     if creds.session_token:
         data["etcd-s3-session-token"] = creds.session_token

@@ -211,4 +211,6 @@ class RKE2Server(pulumi.ComponentResource):
             "profile": cfg.get("profile"),
             "systemDefaultRegistry": cfg.get("system-default-registry"),
             "registryMirrors": sorted(stack.registries.mirrors) if stack.registries else [],
+            # cluster.etcdSnapshots (with RKE2's defaults filled in), only when the stack sets it.
+            **render.etcd_snapshot_props(stack),
         }

@@ -8,7 +8,9 @@
 #   rejoin   every other server, one at a time: move server/db aside (the docs remove it),
 #            start, wait until active: it joins the restored cluster as a new member
 # host-effect: nothing if ACTION=check or ACTION=noop; restore if ACTION=restore or ACTION=rejoin; restart
-# In: ACTION, SNAPSHOT (a file name in SNAPSHOT_DIR or an absolute path), SNAPSHOT_DIR, TIMEOUT.
+# In: ACTION, SNAPSHOT (a file name in SNAPSHOT_DIR or an absolute path), SNAPSHOT_DIR, TIMEOUT,
+# S3 (1 when cluster.etcdSnapshots.s3 puts an S3 target in config.yaml: the restore passes
+# --etcd-s3=false, or RKE2 would look for the file in the bucket, docs.rke2.io backup_restore).
 if [ "$ACTION" = noop ]; then
   log "cluster.restore $SNAPSHOT: done before (an update runs nothing)"
   exit 0
@@ -35,13 +37,15 @@ case $ACTION in
     ;;
   restore)
     [ -f "$path" ] || fail "snapshot $path vanished"
-    log "stopping rke2-server, then rke2 server --cluster-reset --cluster-reset-restore-path=$path"
+    s3_off=
+    if [ "${S3:-0}" = 1 ]; then s3_off=--etcd-s3=false; fi
+    log "stopping rke2-server, then rke2 server --cluster-reset --cluster-reset-restore-path=$path${s3_off:+ $s3_off}"
     systemctl stop rke2-server
     # A reset leaves server/db/reset-flag, which must be gone before another reset or
     # restore (docs.rke2.io/backup_restore); RKE2 removes it at a normal start.
     rm -f /var/lib/rancher/rke2/server/db/reset-flag
-    timeout "$TIMEOUT" "$bin" server --cluster-reset --cluster-reset-restore-path="$path" >&2 ||
-      fail "rke2 server --cluster-reset --cluster-reset-restore-path=$path failed (see above); the other servers are stopped"
+    timeout "$TIMEOUT" "$bin" server --cluster-reset --cluster-reset-restore-path="$path" ${s3_off:+"$s3_off"} >&2 ||
+      fail "rke2 server --cluster-reset --cluster-reset-restore-path=$path${s3_off:+ $s3_off} failed (see above); the other servers are stopped"
     start_unit rke2-server start "$TIMEOUT"
     wait_api_ready "$TIMEOUT"
     echo "restored $path"

@@ -129,7 +129,7 @@ def test_first_server_guards_against_founding_a_second_cluster(ha):
 def test_etcd_s3_credentials_go_to_a_secret_drop_in_on_every_server():
     secret_key = "etcd-s3-secret-value-0123"
     raw = with_changes(RAW, cluster__etcdS3={"accessKey": "AKIAEXAMPLE", "secretKey": secret_key},
-                       cluster__extraConfig={"etcd-s3": True, "etcd-s3-bucket": "snapshots"})
+                       cluster__etcdSnapshots={"s3": {"bucket": "snapshots"}})
     ev = evaluate(raw, SECRETS | {"rke2-rancher:cluster"})
     for s in SERVERS:
         step = ev.by_name(f"{s}-etcd-s3")
@@ -147,10 +147,10 @@ def test_etcd_s3_credentials_go_to_a_secret_drop_in_on_every_server():
 
 def test_agents_get_agent_extra_config_and_the_node_wide_keys():
     raw = with_changes(RAW, cluster__extraConfig={"profile": "cis", "system-default-registry": "reg.example",
-                                                  "etcd-snapshot-retention": 7},
+                                                  "etcd-snapshot-compress": True},
                        cluster__agentExtraConfig={"kubelet-arg": ["max-pods=200"], "profile": "cis"})
     ev = evaluate(raw, SECRETS)
     agent = ev.by_name("rke2-agent-1-config").input("stdin")
     assert "system-default-registry: reg.example" in agent and "max-pods=200" in agent
-    assert "profile: cis" in agent and "etcd-snapshot-retention" not in agent
+    assert "profile: cis" in agent and "etcd-snapshot-compress" not in agent
     assert "max-pods=200" not in ev.by_name("rke2-server-1-config").input("stdin")

@@ -50,8 +50,9 @@ STACKS = {
     "ha": lambda: evaluate(*load_stack("ha")),
     "ha-generated-token": lambda: (lambda raw, s: evaluate(with_changes(raw, token=None), s - {"rke2-rancher:token"}))(
         *load_stack("ha")),
-    "ha-etcd-s3": lambda: (lambda raw, s: evaluate(with_changes(raw, cluster__etcdS3=ETCD_S3), s | {"rke2-rancher:cluster"}))(
-        *load_stack("ha")),
+    "ha-etcd-s3": lambda: (lambda raw, s: evaluate(with_changes(raw, cluster__etcdS3=ETCD_S3,
+                                                                cluster__etcdSnapshots={"s3": {"bucket": "snapshots"}}),
+                                                   s | {"rke2-rancher:cluster"}))(*load_stack("ha")),
 }
 
 

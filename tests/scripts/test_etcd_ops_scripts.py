@@ -59,6 +59,19 @@ def test_restore_on_the_first_server_resets_from_the_file_then_starts(sandbox):
     assert stop < calls.index(reset) < max(i for i, c in enumerate(calls) if c.startswith("systemctl start rke2-server"))
 
 
+def test_restore_with_an_s3_target_keeps_to_the_local_file(sandbox):
+    # docs.rke2.io datastore/backup_restore: with an etcd-s3 configuration in config.yaml RKE2
+    # fetches the restore path from the bucket unless --etcd-s3=false is passed (cluster.etcdSnapshots.s3).
+    sandbox.install_rke2()
+    sandbox.write(f"{SNAPS}/s-scratch-host-1", "x")
+    sandbox.set_active("rke2-server")
+    sandbox.add_kubectl()
+    res = sandbox.run("etcd-restore.sh", ACTION="restore", SNAPSHOT="s-scratch-host-1", S3=1)
+    assert res.returncode == 0, res
+    assert (f"rke2 server --cluster-reset --cluster-reset-restore-path={SNAPS}/s-scratch-host-1 --etcd-s3=false"
+            in sandbox.calls())
+
+
 def test_rejoin_moves_the_old_etcd_data_aside_and_starts(sandbox):
     sandbox.install_rke2()
     sandbox.write("/var/lib/rancher/rke2/server/db/etcd/member/wal/0.wal", "old")

@@ -343,7 +343,7 @@ def test_values_under_a_secret_top_level_key_are_hidden():
 
 def test_etcd_s3_credentials_and_agent_extra_config():
     raw = with_changes(HA_RAW, cluster__etcdS3={"accessKey": "AKIA", "secretKey": "s3cr3t"},
-                       cluster__extraConfig={"etcd-s3": True, "etcd-s3-bucket": "b", "profile": "cis"},
+                       cluster__etcdSnapshots={"s3": {"bucket": "snapshots"}}, cluster__extraConfig={"profile": "cis"},
                        cluster__agentExtraConfig={"kubelet-arg": ["max-pods=200"]})
     cfg = parse_config(raw, HA_SECRETS | {"rke2-rancher:cluster"})
     assert cfg.cluster.etcd_s3.secret_key == "s3cr3t" and "s3cr3t" not in repr(cfg)

@@ -41,7 +41,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from components import render
-from components.config import ConfigError, is_ip, parse_config
+from components.config import ETCD_SNAPSHOT_RKE2_KEYS, ConfigError, is_ip, parse_config
 from components.scripts import SCRIPTS_DIR
 from tests.harness import evaluate
 from tests.stacks import SAMPLE_SECRETS
@@ -115,7 +115,13 @@ def _ha() -> dict:
     return raw
 
 
-BASES = {"single": _single, "mobile": _mobile, "ha": _ha}
+def _snapshots() -> dict:
+    raw = _single()
+    raw["cluster"]["etcdSnapshots"] = {"s3": {"bucket": "rke2-snapshots"}}
+    return raw
+
+
+BASES = {"single": _single, "mobile": _mobile, "ha": _ha, "snapshots": _snapshots}
 SECRET_TOPS = {"rke2-rancher:ssh", "rke2-rancher:token", "rke2-rancher:rancher"}
 
 
@@ -232,7 +238,8 @@ def check_keepalived(conf: str, stack) -> None:
 
 CONFIG_KEYS = {"server", "node-name", "node-ip", "advertise-address", "node-label", "node-taint", "tls-san",
                "write-kubeconfig-mode", "cni", "cluster-cidr", "service-cidr", "cluster-dns", "disable",
-               "system-default-registry", "profile", "pod-security-admission-config-file"}
+               "system-default-registry", "profile", "pod-security-admission-config-file",
+               *ETCD_SNAPSHOT_RKE2_KEYS.values()}
 
 
 def check_accepted(raw: dict, secrets: set[str], preview: bool = False) -> None:
@@ -249,6 +256,10 @@ def check_accepted(raw: dict, secrets: set[str], preview: bool = False) -> None:
             doc = yaml.safe_load(reg.input("stdin"))
             extra = set(stack.cluster.extra_config) | set(stack.cluster.agent_extra_config)
             assert isinstance(doc, dict) and set(doc) <= CONFIG_KEYS | extra, doc
+            if stack.cluster.etcd_snapshots is not None:
+                CASES["etcdSnapshots"] += 1
+                assert {k: doc[k] for k in doc if k in ETCD_SNAPSHOT_RKE2_KEYS.values()} == \
+                    render.etcd_snapshot_keys(stack), doc
         if f"DEST={render.REGISTRIES_PATH}\n" in reg.input("create"):
             CASES["registries.yaml"] += 1
             check_registries_yaml(reg.input("stdin"), stack)
@@ -396,6 +407,26 @@ def test_patterns_and_choices(path, data):
     value = data.draw(hostile(PATTERN_KEYS[path]))
     run_case("mobile" if path[1].startswith("mobile") else "single", path, value,
              (r"rancher\.(letsEncryptEmail|version)", r"certManager\.enabled"))
+
+
+# cluster.etcdSnapshots (issue 14): one property over its string fields, on a stack with an S3 target.
+ETCD_SNAPSHOT_VALUES = {
+    ("cluster", "etcdSnapshots", "schedule"): ["0 */12 * * *", "@daily", "@every 1h30m", "*/5 1-3 * jan-mar mon-fri",
+                                               "60 * * * *", "0 0 * * 7", "0 0 * *"],
+    ("cluster", "etcdSnapshots", "s3", "bucket"): ["rke2-snapshots", "a.b-c", "ab", "10.0.0.1", "Snap_Shots"],
+    ("cluster", "etcdSnapshots", "s3", "endpoint"): ["minio.internal:9000", "s3.amazonaws.com", "[fd00::9]:9000",
+                                                     "10.0.0.9", "https://minio.internal"],
+    ("cluster", "etcdSnapshots", "s3", "folder"): ["prod", "rke2/prod", "a/../b", "/lead"],
+    ("cluster", "etcdSnapshots", "s3", "region"): ["us-east-1", "garage", "us east"],
+    ("cluster", "etcdSnapshots", "s3", "endpointCa"): ["/etc/pki/minio-ca.pem", "relative.pem"],
+}
+
+
+@SETTINGS
+@given(data=st.data())
+def test_etcd_snapshots(data):
+    path = data.draw(st.sampled_from(sorted(ETCD_SNAPSHOT_VALUES)))
+    run_case("snapshots", path, data.draw(hostile(ETCD_SNAPSHOT_VALUES[path])))
 
 
 @SETTINGS

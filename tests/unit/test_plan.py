@@ -155,7 +155,7 @@ def test_every_cause_names_a_config_key_the_program_reads():
     known |= {f"{role}.{n}" for role in ("servers", "agents") for n in KNOWN_KEYS["servers[]"]}
     for ctype, table in plan.CAUSES.items():
         for prop, text in table.items():
-            for key in re.findall(r"(?<![\w.{])([a-z][A-Za-z]*(?:\.[A-Za-z]+)?|\{node\}\.[A-Za-z]+|\{role\})",
+            for key in re.findall(r"(?<![\w.{])([a-z][A-Za-z0-9]*(?:\.[A-Za-z0-9]+)?|\{node\}\.[A-Za-z]+|\{role\})",
                                   text.split(" (")[0]):
                 key = key.replace("{node}", "servers").replace("{role}", "servers")
                 assert key in known, f"plan.CAUSES[{ctype!r}][{prop!r}] names {key!r}, which config.py does not read"

@@ -142,11 +142,11 @@ def test_ingress_ports_follow_the_bundled_ingress():
 def test_agent_config_node_wide_keys_and_agent_extra_config():
     raw, secrets = load_stack("ha")
     cfg = parse_config(with_changes(raw, cluster__extraConfig={"kubelet-arg+": ["a=1"], "selinux": True,
-                                                              "etcd-snapshot-retention": 7},
+                                                              "etcd-snapshot-compress": True},
                                     cluster__agentExtraConfig={"kubelet-arg": ["b=2"]}), secrets)
     agent = render.agent_config(cfg, 0)
     assert agent["selinux"] is True and agent["kubelet-arg"] == ["b=2"]
-    assert "kubelet-arg+" not in agent and "etcd-snapshot-retention" not in agent
+    assert "kubelet-arg+" not in agent and "etcd-snapshot-compress" not in agent
     assert render.server_config(cfg, 0)["kubelet-arg+"] == ["a=1"]
 
 
