@@ -20,8 +20,8 @@ from .rke2_server import RKE2Server, RKE2ServerArgs
 def build(stack: StackConfig) -> dict[str, pulumi.Input]:
     private_key = load_private_key(stack.ssh)
 
-    def access(address: str) -> HostAccess:
-        return HostAccess(address=address, ssh=stack.ssh, private_key=private_key)
+    def access(address: str, rebuild: str | None = None) -> HostAccess:
+        return HostAccess(address=address, ssh=stack.ssh, private_key=private_key, rebuild=rebuild)
 
     configured_token = pulumi.Output.secret(stack.token) if stack.token else None
     identity = None
@@ -52,10 +52,11 @@ def build(stack: StackConfig) -> dict[str, pulumi.Input]:
             # One at a time: etcd admits one learner at a time.
             join_after = [servers[-1].readiness] + ([lb.readiness] if lb else [])
         servers.append(RKE2Server(node.name, RKE2ServerArgs(
-            stack=stack, index=i, host=access(node.address), token=token, join_after=join_after,
+            stack=stack, index=i, host=access(node.address, node.rebuild), token=token, join_after=join_after,
             ca_files=identity.files if identity else None,
             rotate_after=[servers[-1].rotation] if servers and servers[-1].rotation else [],
-            upgrade_guard=servers[0].upgrade_guard if servers else None)))
+            upgrade_guard=servers[0].upgrade_guard if servers else None,
+            first_host=access(stack.servers[0].address) if i > 0 else None)))
     if len(servers) == 1:  # a load balancer in front of one server
         lb = load_balancer(servers[0])
     first = servers[0]

@@ -197,7 +197,7 @@ KNOWN_KEYS: dict[str, tuple[str, ...]] = {
     "cluster.etcdSnapshots": ("schedule", "retention", "disabled", "s3"),
     "cluster.etcdSnapshots.s3": ("endpoint", "bucket", "folder", "region", "skipSslVerify", "endpointCa",
                                  "insecure", "retention"),
-    "servers[]": ("name", "address", "nodeIp", "labels", "taints"),
+    "servers[]": ("name", "address", "nodeIp", "labels", "taints", "rebuild"),
     "loadBalancer": ("name", "address", "vip", "vipInterface"),
     "certManager": ("enabled", "version", "repository", "repositoryCaFile"),
     "rancher": ("enabled", "version", "hostname", "replicas", "bootstrapPassword", "tlsSource",
@@ -339,6 +339,9 @@ class NodeConfig:
     """`key=value` node labels."""
     taints: tuple[str, ...]
     """`key[=value]:Effect` node taints."""
+    rebuild: str | None = None
+    """servers[].rebuild: a label; a new one runs every step of this server again (its host was
+    rebuilt) and removes the etcd member it left behind before it joins."""
 
     @property
     def schedulable(self) -> bool:
@@ -987,6 +990,8 @@ def _node(key: str, raw: Any) -> NodeConfig:
         node_ip=s.get("nodeIp", lambda k, v: ip_literal(k, v, role="node-ip")),
         labels=s.list("labels", label),
         taints=s.list("taints", taint),
+        rebuild=s.get("rebuild", pattern(SNAPSHOT_LABEL_RE, "a label such as 2026-12-06 (lower-case letters, "
+                                                            "digits, '.', '-'; at most 63)")),
     )
 
 
@@ -1671,6 +1676,15 @@ def _parse(raw: Mapping[str, Any], secret_keys: set[str], pins: Mapping[str, str
 
     servers = _nodes("servers", raw.get("servers"), required=True)
     agents = _nodes("agents", raw.get("agents"), required=False)
+    for i, n in enumerate(agents):
+        if n.rebuild is not None:
+            raise ConfigError(f"agents[{i}].rebuild", n.rebuild,
+                              "only servers have it: remove the agent, `pulumi up` (its Node and node password go), "
+                              "then add it back")
+    if servers and servers[0].rebuild is not None and len(servers) > 1:
+        raise ConfigError("servers[0].rebuild", servers[0].rebuild,
+                          "a rebuilt server joins through servers[0], so servers[0] itself cannot: move it "
+                          "later in `servers` (another server becomes the first), then set rebuild")
     seen: dict[str, str] = {}
     for kind, nodes in (("servers", servers), ("agents", agents)):
         for i, n in enumerate(nodes):

@@ -42,6 +42,9 @@ class HostAccess:
     """User, port and host keys."""
     private_key: pulumi.Output[str]
     """Secret private key."""
+    rebuild: str | None = None
+    """servers[].rebuild: part of every step's triggers here (but the uninstall's), so a new
+    label runs them all again on the rebuilt host."""
 
     def connection(self) -> remote.ConnectionArgs:
         return remote.ConnectionArgs(
@@ -98,14 +101,18 @@ def step(
     stdin: pulumi.Input[str] | None = None,
     triggers: Sequence[pulumi.Input] | None = None,
     secret_output: bool = False,
+    rebuild_trigger: bool = True,
     opts: pulumi.ResourceOptions,
 ) -> remote.Command:
     """One host step running components/scripts/<script> as root.
 
     `update_values`, when given, renders the same script with other values for updates
     (e.g. `ensure` instead of `restart`); otherwise an update runs the create script,
-    which every script makes idempotent.
+    which every script makes idempotent. `rebuild_trigger=False` keeps the host's rebuild label
+    out of the triggers (the uninstall step: a replacement would run its delete, uninstalling).
     """
+    if host.rebuild and rebuild_trigger:
+        triggers = [*(triggers or []), f"rebuild:{host.rebuild}"]
     user = host.ssh.user
     create = scripts.as_command(scripts.render(script, name, **(values or {})), user)
     update = None

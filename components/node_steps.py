@@ -24,7 +24,7 @@ def uninstall_step(name: str, host: HostAccess, cluster: ClusterConfig, role: st
     return step(f"{name}-uninstall", host, "uninstall.sh",
                 values={"ACTION": "register", **values},
                 delete_script="uninstall.sh", delete_values={"ACTION": "uninstall", **values, **leave},
-                opts=opts)
+                rebuild_trigger=False, opts=opts)
 
 
 def file_step(name: str, host: HostAccess, dest: str, content: pulumi.Input[str],

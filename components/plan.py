@@ -61,7 +61,7 @@ CAUSES: dict[str, dict[str, str]] = {
         "kubeconfigServer": "cluster.hostname / loadBalancer (kubeconfig server)",
         "loadBalancerAddress": "loadBalancer.address", "loadBalancerVip": "loadBalancer.vip",
         "mobile": "cluster.mobile", "writeKubeconfigMode": "cluster.writeKubeconfigMode",
-        "tokenSource": "token", "ca": "cluster.ca",
+        "tokenSource": "token", "ca": "cluster.ca", "rebuild": "{node}.rebuild (host rebuilt: every step again)",
         "etcdSnapshots": "cluster.etcdSnapshots",
         "etcdS3Credentials": "cluster.etcdS3 (static keys, or the host's AWS credentials when unset)",
     },

@@ -36,6 +36,8 @@ class RKE2ServerArgs:
     """The previous server's certificate rotation: rotations run one server at a time."""
     upgrade_guard: pulumi.Resource | None = None
     """servers[0]'s upgrade guard (None on servers[0], which creates it): runs before anything here."""
+    first_host: HostAccess | None = None
+    """SSH access to servers[0] (joining servers): a rebuilt server's stale etcd member is removed there."""
 
 
 class RKE2Server(pulumi.ComponentResource):
@@ -113,8 +115,16 @@ class RKE2Server(pulumi.ComponentResource):
             etcd_s3 = file_step(f"{name}-etcd-s3", host, render.ETCD_S3_CONFIG_PATH,
                                 pulumi.Output.secret(render.etcd_s3_yaml(cluster.etcd_s3)),
                                 opts=after(preflight), secret=True)
+        stale_member = None
+        if i > 0 and args.first_host is not None:
+            # A server rebuilt under its old name must not meet its old etcd member when it
+            # joins (k3s refuses a duplicate node name): servers[0] removes a stale one first.
+            rejoin = step(f"{name}-rejoin-check", host, "rejoin-check.sh", opts=after(preflight))
+            stale_member = step(f"{name}-stale-member", args.first_host, "stale-member.sh",
+                                values={"NODE": stack.servers[i].name, "TIMEOUT": cluster.ready_timeout_seconds},
+                                stdin=rejoin.stdout, opts=after(rejoin, *args.join_after))
         # One server at a time: the new release lands here once the previous server is Ready.
-        install = install_step(name, host, cluster, "server", opts=after(config, *args.join_after))
+        install = install_step(name, host, cluster, "server", opts=after(config, stale_member, *args.join_after))
         cis = node_prep.cis_step(name, host, cluster, "server", cfg.get("profile"), opts=after(install))
         join_guard = None
         if i == 0 and len(stack.servers) > 1:
@@ -200,6 +210,7 @@ class RKE2Server(pulumi.ComponentResource):
             "mobile": stack.cluster.mobile,
             "nodeIp": cfg.get("node-ip"),
             "labels": list(node.labels),
+            "rebuild": node.rebuild,
             "taints": list(node.taints),
             "schedulable": node.schedulable,
             "writeKubeconfigMode": stack.cluster.write_kubeconfig_mode,

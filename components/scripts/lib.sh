@@ -72,3 +72,28 @@ write_atomically() {
   fi
   trap - EXIT
 }
+
+# Asks RKE2 to remove the etcd member of Node $2, through the kubectl function named $1, and
+# waits up to $3 s. RKE2's managed etcd member controller (k3s pkg/etcd/member_controller.go
+# `sync`) removes the member of a Node annotated etcd.rke2.cattle.io/remove=true and marks the
+# Node etcd.rke2.cattle.io/removed-node-name; when etcd refuses (the only voting member) it
+# clears the annotation instead: returns 1 then. Fails when nothing happened in time.
+remove_etcd_member() {  # kubectl-function node timeout
+  rk=$1 rnode=$2 rdeadline=$(( $(date +%s) + $3 ))
+  log "asking RKE2 to remove the etcd member of $rnode (annotation etcd.rke2.cattle.io/remove=true)"
+  "$rk" annotate node "$rnode" --overwrite etcd.rke2.cattle.io/remove=true >&2 ||
+    fail "cannot annotate node $rnode: nothing was removed"
+  rn=0
+  while :; do
+    removed=$("$rk" get node "$rnode" -o 'jsonpath={.metadata.annotations.etcd\.rke2\.cattle\.io/removed-node-name}' 2>/dev/null || true)
+    if [ -n "$removed" ]; then log "etcd member $removed removed"; return 0; fi
+    requested=$("$rk" get node "$rnode" -o 'jsonpath={.metadata.annotations.etcd\.rke2\.cattle\.io/remove}' 2>/dev/null || echo unknown)
+    if [ -z "$requested" ]; then return 1; fi
+    if [ "$(date +%s)" -ge "$rdeadline" ]; then
+      fail "the etcd member of $rnode was not removed within ${3}s. Check the servers' logs (\"Removing etcd member from cluster due to remove annotation\")"
+    fi
+    rn=$((rn + 1))
+    if [ $((rn % 5)) -eq 0 ]; then log "waiting for RKE2 to remove the etcd member of $rnode"; fi
+    sleep 2
+  done
+}

@@ -53,27 +53,8 @@ leave_etcd() {
   k cordon "$NODE" >&2 || true
   k drain "$NODE" --ignore-daemonsets --delete-emptydir-data --force --timeout="${TIMEOUT}s" >&2 ||
     log "drain did not finish; going on with the removal"
-  log "asking RKE2 to remove the etcd member of $NODE (annotation etcd.rke2.cattle.io/remove=true)"
-  k annotate node "$NODE" --overwrite etcd.rke2.cattle.io/remove=true >&2 ||
-    fail "cannot annotate node $NODE through $API: nothing was removed"
-  n=0
-  while :; do
-    removed=$(k get node "$NODE" -o 'jsonpath={.metadata.annotations.etcd\.rke2\.cattle\.io/removed-node-name}' 2>/dev/null || true)
-    if [ -n "$removed" ]; then log "etcd member $removed removed"; break; fi
-    requested=$(k get node "$NODE" -o 'jsonpath={.metadata.annotations.etcd\.rke2\.cattle\.io/remove}' 2>/dev/null || echo unknown)
-    if [ -z "$requested" ]; then
-      # RKE2 clears the annotation when etcd refuses (the only voting member): on a destroy,
-      # the last server; there is no cluster left to protect.
-      log "RKE2 refused to remove the etcd member of $NODE (the last voting member): uninstalling"
-      break
-    fi
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-      fail "the etcd member of $NODE was not removed within ${TIMEOUT}s; RKE2 is still installed here. Check the servers' logs (\"Removing etcd member from cluster due to remove annotation\")"
-    fi
-    n=$((n + 1))
-    if [ $((n % 5)) -eq 0 ]; then log "waiting for RKE2 to remove the etcd member of $NODE"; fi
-    sleep 2
-  done
+  remove_etcd_member k "$NODE" "$TIMEOUT" ||
+    log "RKE2 refused to remove the etcd member of $NODE (the last voting member): uninstalling"
   k delete node "$NODE" --ignore-not-found >&2 || log "could not delete node $NODE"
   k -n kube-system delete secret "$NODE.node-password.rke2" --ignore-not-found >&2 || true
   log "$NODE left the cluster"

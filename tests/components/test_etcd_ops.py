@@ -8,6 +8,7 @@ start it; on the others, remove server/db and start them (we do it one at a time
 one learner at a time, shared/reference/rke2-facts.md). Snapshots: `rke2 etcd-snapshot save
 --name <name>` while RKE2 runs (same page, "Creating Snapshots")."""
 
+import copy
 import shlex
 
 import pytest
@@ -154,3 +155,53 @@ def test_membership_guard_runs_before_anything_restarts_a_server():
     ha_ev = evaluate(with_changes(RAW, servers=RAW["servers"][:1]), SECRETS)
     for s in ("packages", "haproxy"):
         assert ha_ev.depends_on(f"rke2-lb-{s}", f"{SERVERS[0]}-membership-guard"), s
+
+
+def _with_rebuild(index: int, label: str, role: str = "servers") -> dict:
+    raw = copy.deepcopy(RAW)
+    raw[role][index]["rebuild"] = label
+    return raw
+
+
+def test_a_rebuilt_server_runs_every_step_again_but_its_uninstall():
+    """servers[].rebuild: a new label replaces every step of that server (its host lost RKE2),
+    never its uninstall (a replaced uninstall step's delete would run rke2-uninstall.sh on the
+    rebuilt host at the end of the update), and no step of another server."""
+    before, after = evaluate(RAW, SECRETS), evaluate(_with_rebuild(1, "disk-1"), SECRETS)
+    mine = [n for n in after.names("command:remote:Command") if n.startswith("rke2-server-2-")]
+    for n in mine:
+        old, new = before.by_name(n).input("triggers") or [], after.by_name(n).input("triggers") or []
+        if n.endswith(("-uninstall", "-stale-member")):
+            assert new == old, n  # the stale-member step runs on servers[0]: its stdin changes instead
+        else:
+            assert new == [*old, "rebuild:disk-1"], n
+    for n in after.names("command:remote:Command"):
+        if not n.startswith("rke2-server-2-"):
+            assert after.by_name(n).input("triggers") == before.by_name(n).input("triggers"), n
+
+
+def test_the_stale_member_check_runs_on_the_first_server_before_a_joiner_installs():
+    ev = evaluate(RAW, SECRETS)
+    assert "rke2-server-1-rejoin-check" not in ev.names() and "rke2-server-1-stale-member" not in ev.names()
+    for s in SERVERS[1:]:
+        stale = ev.by_name(f"{s}-stale-member")
+        assert stale.input("connection")["host"] == "10.20.0.11"  # servers[0]
+        assert assigned(stale.input("create"), "NODE") == s
+        assert ev.depends_on(f"{s}-stale-member", f"{s}-rejoin-check")
+        assert ev.depends_on(f"{s}-install", f"{s}-stale-member")
+        assert ev.by_name(f"{s}-rejoin-check").input("connection")["host"] != "10.20.0.11"
+
+
+@pytest.mark.parametrize("role, index, needle", [
+    ("servers", 0, "servers[0] itself cannot"), ("agents", 0, "only servers have it"),
+])
+def test_rebuild_where_it_cannot_work_is_a_config_error(role, index, needle):
+    with pytest.raises(ConfigError) as err:
+        parse_config(_with_rebuild(index, "x1", role), SECRETS)
+    assert err.value.key == f"{role}[{index}].rebuild" and needle in str(err.value)
+
+
+def test_a_bad_rebuild_label_names_the_key():
+    with pytest.raises(ConfigError) as err:
+        parse_config(_with_rebuild(2, "Disk 2"), SECRETS)
+    assert err.value.key == "servers[2].rebuild"

@@ -113,3 +113,73 @@ class LabStack:
 def token_password(host) -> str:
     text = Path(host.path("/var/lib/rancher/rke2/server/token")).read_text().strip()
     return re.sub(r"^K10[0-9a-f]+::server:", "", text)
+
+
+# --- the HA shape: three servers behind HAProxy, two agents --------------------------------
+CLUSTER = "rke2.lab"
+LB = ("rke2-lb", "10.77.0.10")
+SERVERS = [("rke2-server-1", "10.77.0.21"), ("rke2-server-2", "10.77.0.22"), ("rke2-server-3", "10.77.0.23")]
+AGENTS = [("rke2-agent-1", "10.77.0.31"), ("rke2-agent-2", "10.77.0.32")]
+
+
+def ha_config(hosts: dict, servers: list[tuple[str, str]] | None = None,
+              agents: list[tuple[str, str]] | None = None) -> dict:
+    """The HA stack's config for `hosts` (name -> lab host); `servers` (default SERVERS) in
+    order, `agents` (default AGENTS)."""
+    key_path = str(next(iter(hosts.values())).private_key_path)
+    servers = SERVERS if servers is None else servers
+    agents = AGENTS if agents is None else agents
+    return {
+        "ssh": {"privateKeyPath": key_path,  # keys of the stack's hosts only (the program refuses others)
+                "hostKeys": {addr: host_key_line(hosts[name]) for name, addr in [LB, *servers, *agents]}},
+        "cluster": base_cluster(CLUSTER, tlsSans=[CLUSTER]),
+        "loadBalancer": {"name": LB[0], "address": LB[1]},
+        "servers": [{"name": n, "address": a} for n, a in servers],
+        "agents": [{"name": n, "address": a} for n, a in agents],
+        "certManager": {"enabled": False},
+        "rancher": {"enabled": False},
+    }
+
+
+def ha_hosts(lab, artifacts: Path, agents: list[tuple[str, str]] | None = None) -> dict:
+    """The HA shape's lab hosts (the cluster name points at the load balancer)."""
+    agents = AGENTS if agents is None else agents
+    hosts = {name: lab.add_host(name, addr) for name, addr in [LB, *SERVERS, *agents]}
+    for name, _ in [*SERVERS, *agents]:
+        provision_artifacts(hosts[name], artifacts)
+    lab.set_host_entry(CLUSTER, LB[1])
+    return hosts
+
+
+def unit_events(host, unit: str, event: str) -> list:
+    """Times (datetime) of one kind of systemd event of `unit` on `host` (spawn, ready, ...)."""
+    from datetime import datetime
+    return [datetime.fromisoformat(e["time"].replace("Z", "+00:00"))
+            for e in host.service_events(unit) if e["event"] == event]
+
+
+def kubectl_through(lab, stack: "LabStack", path: Path):
+    """A real kubectl on the workstation through the stack's `kubeconfig` output."""
+    from tests.lab.realparts.parts import ensured_parts_bin
+    path.write_text(stack.output("kubeconfig"))
+    path.chmod(0o600)
+    kubectl_bin = ensured_parts_bin() / "kubectl"
+
+    def kubectl(*args: str, check: bool = True):
+        res = lab.run([str(kubectl_bin), f"--kubeconfig={path}", "--request-timeout=10s", *args], timeout=60)
+        assert res.returncode == 0 or not check, res.stderr
+        return res
+    return kubectl
+
+
+ETCDCTL = ("/opt/rk2lab-parts/etcdctl --endpoints=https://127.0.0.1:2379 "
+           "--cacert=/var/lib/rancher/rke2/server/tls/etcd/server-ca.crt "
+           "--cert=/var/lib/rancher/rke2/server/tls/etcd/client.crt "
+           "--key=/var/lib/rancher/rke2/server/tls/etcd/client.key")
+
+
+def etcd_members(server) -> list[dict]:
+    """etcd's member list as the real etcdctl on `server` reports it (JSON form)."""
+    rc, out, err = server.exec(f"{ETCDCTL} -w json member list")
+    assert rc == 0, err
+    return json.loads(out)["members"]

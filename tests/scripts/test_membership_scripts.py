@@ -28,7 +28,8 @@ while [ $# -gt 0 ]; do
   case $1 in
     --kubeconfig|-n) shift ;;
     --server) server=$2; shift ;;
-    --request-timeout=*|--ignore-not-found|--overwrite|--ignore-daemonsets|--delete-emptydir-data|--force|--timeout=*) ;;
+    --ignore-not-found) ignore=1 ;;
+    --request-timeout=*|--overwrite|--ignore-daemonsets|--delete-emptydir-data|--force|--timeout=*) ;;
     *) args+=("$1") ;;
   esac
   shift
@@ -40,9 +41,13 @@ case "$1 ${2:-}" in
   "get nodes")
     for f in "$s"/etcd/*; do [ -e "$f" ] || continue; printf '%s\t%s\n' "$(basename "$f")" "$(cat "$f")"; done ;;
   "get node")
-    [ -f "$s/etcd/$3" ] || { echo "Error from server (NotFound): nodes \"$3\" not found" >&2; exit 1; }
+    if [ ! -f "$s/etcd/$3" ]; then
+      [ -n "${ignore:-}" ] && exit 0
+      echo "Error from server (NotFound): nodes \"$3\" not found" >&2; exit 1
+    fi
     case "$*" in
       *removed-node-name*) cat "$s/ann/$3/removed-node-name" 2>/dev/null || true ;;
+      *Ready*) printf '%s\t%s' "$(cat "$s/etcd/$3")" "$(cat "$s/ready/$3" 2>/dev/null || echo Unknown)" ;;
       *cattle\\.io/remove\}*) cat "$s/ann/$3/remove" 2>/dev/null || true ;;
     esac ;;
   "cordon "*|"drain "*) [ -f "$s/etcd/$2" ] ;;
@@ -135,6 +140,46 @@ def test_membership_guard_update_checks_nothing_so_an_address_change_can_recover
     assert res.returncode == 0 and res.stdout.strip() == "unchanged", res
     res = sandbox.run("membership-guard.sh", SERVERS=" ".join(THREE), ACTION="guard")
     assert res.returncode != 0 and "cannot list the etcd nodes" in res.stderr
+
+
+def stale(sandbox, joiner_state: str, **values):
+    return sandbox.run("stale-member.sh", stdin=joiner_state,
+                       **{"NODE": "rke2-server-2", "TIMEOUT": 30, **values})
+
+
+def test_a_rebuilt_servers_stale_member_is_removed_before_it_joins(sandbox):
+    """k3s pkg/etcd/etcd.go `(*ETCD).join` refuses a joiner while a member of its node name
+    exists ("duplicate node name found"); a rebuilt host (no etcd data) under the name of a
+    NotReady member has that member removed (k3s member_controller), its Node and node-password
+    secret deleted."""
+    cluster(sandbox, THREE)
+    res = stale(sandbox, "fresh\n")
+    assert res.returncode == 0 and res.stdout.strip() == "removed rke2-server-2-1a2b3c4d", res
+    assert sandbox.read("/stubstate/ann/rke2-server-2/removed-node-name") == "rke2-server-2-1a2b3c4d"
+    calls = sandbox.read("/stubstate/calls.log")
+    assert "delete node rke2-server-2" in calls and "delete secret rke2-server-2.node-password.rke2" in calls
+
+
+@pytest.mark.parametrize("state,ready,members,expect", [
+    ("member\n", "Unknown", THREE, "none"),        # the joiner has etcd data: it is a member
+    ("fresh\n", "Unknown", THREE[:1], "none"),     # a new server: no Node of that name
+    ("fresh\n", "True", THREE, "refused"),         # a live member under that name: two hosts, one name
+])
+def test_stale_member_removes_nothing_else(sandbox, state, ready, members, expect):
+    cluster(sandbox, members)
+    sandbox.write("/stubstate/ready/rke2-server-2", ready)
+    res = stale(sandbox, state)
+    if expect == "refused":
+        assert res.returncode != 0 and "Refusing to remove a live member" in res.stderr
+    else:
+        assert res.returncode == 0 and res.stdout.strip() == expect, res
+    assert "annotate" not in (sandbox.read("/stubstate/calls.log") if sandbox.exists("/stubstate/calls.log") else "")
+
+
+def test_rejoin_check_says_whether_the_host_holds_etcd_data(sandbox):
+    assert sandbox.run("rejoin-check.sh").stdout.strip() == "fresh"
+    sandbox.write("/var/lib/rancher/rke2/server/db/etcd/member/wal/0000.wal", "")
+    assert sandbox.run("rejoin-check.sh").stdout.strip() == "member"
 
 
 def leave(sandbox, **values):

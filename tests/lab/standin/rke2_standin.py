@@ -1329,7 +1329,9 @@ def real_etcd_join(url: str, ctx, pw: str, ident: Identity, member: str) -> str:
     --initial-cluster (every member's first peer URL) for a start with
     initial-cluster-state=existing. etcd admits one learner at a time ("too many learner
     members in cluster"): a refused add is fatal, as k3s's `logrus.Fatalf("ETCD join
-    failed: ...")`, and systemd (Restart=always) runs the join again."""
+    failed: ...")`, and systemd (Restart=always) runs the join again. A member of this node's
+    name under another member name (a rebuilt server) refuses the join: "duplicate node name
+    found, please use a unique name for this node" (same function)."""
     ip = ident.ips[0]
     try:
         status, body = request(f"{url}/db/info", ctx, auth=("server", pw))
@@ -1355,6 +1357,15 @@ def real_etcd_join(url: str, ctx, pw: str, ident: Identity, member: str) -> str:
                     mname, add = member, False
         if m.get("peerURLs"):
             cluster.append(f"{mname}={m['peerURLs'][0]}")
+        # k3s: another member of this node's name (the name up to its last hyphen) refuses the
+        # join, and the name file goes so that a fixed node name makes a new member name.
+        hyphen = mname.rfind("-")
+        if mname != member and (mname[:hyphen] if hyphen > 1 else mname) == ident.name:
+            try:
+                os.remove(f"{ETCD_DIR}/name")
+            except FileNotFoundError:
+                pass
+            fatal("etcd cluster join failed: duplicate node name found, please use a unique name for this node")
     if add:
         info(f"Adding member {member}={ident.peer_url} to etcd cluster {cluster} as a learner")
         res = etcdctl("member", "add", member, f"--peer-urls={ident.peer_url}", "--learner",
@@ -1537,7 +1548,46 @@ def start_real_control_plane(cfg: dict, ident: Identity, member: str, join: tupl
     wait_until(f"node {ident.name} Ready", lambda: kubectl_real(
         "get", "node", ident.name, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"
     ).stdout == "True", kwok)
+    start_pod_ready_resync(ident.name, f"{cred}/rk2lab-kwok.kubeconfig")
     info(f"control plane on the real parts is up; node {ident.name} is Ready")
+
+
+POD_RESYNC_S = 10
+
+
+def start_pod_ready_resync(node: str, kubeconfig: str) -> threading.Thread:
+    """The kubelet's status manager, which kwok does not model: kube-controller-manager's node
+    lifecycle controller marks the pods of a node NotReady when the node's heartbeat is late
+    (k8s pkg/controller/nodelifecycle, MarkPodsNotReady), and once the node is back the kubelet
+    reports its running pods Ready again (pkg/kubelet/status/status_manager.go syncPod; a
+    container without a readiness probe is ready while it runs, pkg/kubelet/prober). kwok v0.7.0
+    sets Ready only when it first starts a pod (kustomize/stage/pod/fast/pod-ready.yaml selects
+    pods without a podIP), so on a loaded lab a late heartbeat left pods NotReady for good.
+    Every POD_RESYNC_S seconds: this node's running pods whose containers are ready but the pod
+    is not are patched Ready."""
+    def loop() -> None:
+        while True:
+            time.sleep(POD_RESYNC_S)
+            try:
+                res = kubectl_real("get", "pods", "-A", f"--field-selector=spec.nodeName={node},status.phase=Running",
+                                   "--request-timeout=5s", "-o", "json", kubeconfig=kubeconfig, timeout=15)
+                if res.returncode != 0:
+                    continue
+                for pod in json.loads(res.stdout).get("items", []):
+                    meta, conds = pod["metadata"], {c["type"]: c for c in pod["status"].get("conditions", [])}
+                    if meta.get("deletionTimestamp") or conds.get("ContainersReady", {}).get("status") != "True" \
+                            or conds.get("Ready", {}).get("status") != "False":
+                        continue
+                    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                    patch = {"status": {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}]}}
+                    kubectl_real("patch", "pod", "-n", meta["namespace"], meta["name"], "--subresource=status",
+                                 "--type=strategic", "-p", json.dumps(patch), "--request-timeout=5s",
+                                 kubeconfig=kubeconfig, timeout=15)
+            except (OSError, ValueError, KeyError, subprocess.SubprocessError):
+                continue
+    t = threading.Thread(target=loop, name="pod-ready-resync", daemon=True)
+    t.start()
+    return t
 
 
 def real_etcd_reset(ident: Identity, member: str) -> None:
@@ -2063,6 +2113,7 @@ def agent_realparts(ident: Identity, url: str, ctx, pw: str, node_pw: str) -> in
                             kubeconfig=kubelet_kc, timeout=15).stdout == "True"
 
     wait_until(f"node {ident.name} Ready", lambda: stop.is_set() or node_ready(), kwok, timeout=600)
+    start_pod_ready_resync(ident.name, kwok_kc)
     if not stop.is_set():
         sd_notify("READY=1")
         info(f"rke2 agent is up and running (rke2-standin agent {ident.name}, API {api})")
