@@ -63,13 +63,13 @@ class RKE2Server(pulumi.ComponentResource):
 
         # HA: a server taken out of `servers` leaves etcd before RKE2 is uninstalled.
         leave_api = render.api_via_load_balancer(stack) if len(stack.servers) > 1 else None
-        uninstall = uninstall_step(name, host, cluster, "server", opts=after(), leave_api=leave_api)
         # servers[0] runs two guards before any host changes (every node's preflight, and so
         # all that follows, waits for the upgrade guard, which waits for the membership guard):
         # the membership guard refuses a change of `servers` that would take away etcd quorum
         # (it reads the live cluster, so it must run before anything restarts a server); the
         # upgrade guard refuses a bad version change and snapshots etcd.
         self.upgrade_guard = args.upgrade_guard
+        membership_guard = None
         if i == 0:
             membership_guard = step(f"{name}-membership-guard", host, "membership-guard.sh",
                                     values={"SERVERS": " ".join(n.name for n in stack.servers),
@@ -77,6 +77,10 @@ class RKE2Server(pulumi.ComponentResource):
                                     update_values={"ACTION": "check"},
                                     triggers=[" ".join(n.name for n in stack.servers)], opts=after())
             self.upgrade_guard = upgrade.guard_step(name, host, cluster, opts=after(membership_guard))
+        # After the guards too: its create (re)writes the host's marker, and its command changes
+        # with the number of servers, so a refused change of `servers` must not run it first.
+        uninstall = uninstall_step(name, host, cluster, "server", leave_api=leave_api,
+                                   opts=after(membership_guard if i == 0 else self.upgrade_guard))
         preflight = step(f"{name}-preflight", host, "preflight.sh",
                          values={"ROLE": "server", "MIN_DISK_MB": MIN_DISK_MB, "CA_MODE": cluster.ca},
                          opts=after(uninstall, self.upgrade_guard))
@@ -120,8 +124,15 @@ class RKE2Server(pulumi.ComponentResource):
             # A server rebuilt under its old name must not meet its old etcd member when it
             # joins (k3s refuses a duplicate node name): servers[0] removes a stale one first.
             rejoin = step(f"{name}-rejoin-check", host, "rejoin-check.sh", opts=after(preflight))
+            # It runs when created (a new server: nothing to remove) and when the server's
+            # rebuild label changes (its trigger); any other update (a new address of servers[0],
+            # a rejoin-check output recorded at an earlier run) checks nothing.
+            rebuild = stack.servers[i].rebuild
             stale_member = step(f"{name}-stale-member", args.first_host, "stale-member.sh",
-                                values={"NODE": stack.servers[i].name, "TIMEOUT": cluster.ready_timeout_seconds},
+                                values={"NODE": stack.servers[i].name, "TIMEOUT": cluster.ready_timeout_seconds,
+                                        "ACTION": "remove"},
+                                update_values={"ACTION": "check"},
+                                triggers=[f"rebuild:{rebuild}"] if rebuild else None,
                                 stdin=rejoin.stdout, opts=after(rejoin, *args.join_after))
         # One server at a time: the new release lands here once the previous server is Ready.
         install = install_step(name, host, cluster, "server", opts=after(config, stale_member, *args.join_after))

@@ -8,8 +8,15 @@
 # node-password secret are deleted (the rebuilt host has a new node password).
 # A Ready Node is not stale: two hosts under one name; that is refused, never removed.
 # host-effect: nothing
-# In: NODE (the joining server), TIMEOUT; stdin: "fresh" or "member".
+# In: NODE (the joining server), TIMEOUT, ACTION (remove: the create, when the server is new or
+# its servers[].rebuild label changed; check: any other update, which checks nothing: the
+# joiner's state on stdin may be one recorded at an earlier run); stdin: "fresh" or "member".
 state=$(cat)
+if [ "$ACTION" = check ]; then
+  log "$NODE not rebuilt since the last run: nothing to check"
+  echo unchanged
+  exit 0
+fi
 if [ "$state" != fresh ]; then
   log "$NODE holds etcd data: nothing to remove"
   echo none

@@ -304,3 +304,33 @@ def test_ha_agent_removed_is_drained_then_uninstalled(ha):
     assert effects["rke2-agent-2-node"] == "drain" and effects["rke2-agent-2-uninstall"] == "uninstall"
     assert plan["totals"]["agents_drained"] == 1 and plan["totals"]["hosts_removed"] == ["rke2-agent-2"]
     assert causes(plan, "rke2-lb") == ["servers / agents (ingress backends) removed"]
+
+
+# ------------------------------------------------------------------ day-2 on etcd (issue 14)
+# Their text plans are the README's runbook examples (printed with `pytest -s`).
+def test_ha_server_rebuilt_runs_its_steps_again_and_removes_its_stale_member(ha):
+    def rebuild(d):
+        d["config"][C + "servers"][1]["rebuild"] = "disk-2026-12"
+    plan, text, *_ = ha.plan(rebuild)
+    print(text)
+    assert [h for h, _ in hosts(plan)] == ["rke2-server-2"]
+    s = steps(plan, "rke2-server-2")
+    assert s["rke2-server-2-install"][0] == "replace" and s["rke2-server-2-service"] == ("replace", "restart")
+    assert s["rke2-server-2-stale-member"][0] == "update"
+    assert "rke2-server-2-uninstall" not in s
+    assert "servers[1].rebuild" in " ".join(causes(plan, "rke2-server-2"))
+    assert plan["totals"]["max_servers_down"] == 1 and plan["totals"]["destroyed"] == 0
+
+
+def test_ha_snapshot_then_restore(ha):
+    plan, text, *_ = ha.plan(lambda d: cluster(d).__setitem__("snapshot", "before-rancher-2-13"))
+    print(text)
+    assert [h for h, _ in hosts(plan)] == ["rke2-server-1"]
+    assert steps(plan, "rke2-server-1") == {"rke2-server-1-snapshot": ("create", "file")}
+    plan, text, *_ = ha.plan(lambda d: cluster(d).__setitem__("restore", "before-rancher-2-13-rke2-server-1-1765000000"))
+    print(text)
+    first = steps(plan, "rke2-server-1")
+    assert first["rke2-server-1-restore-check"][0] == "create" and first["rke2-server-1-restore"][0] == "create"
+    for s in ("rke2-server-2", "rke2-server-3"):
+        assert steps(plan, s)[f"{s}-restore-stop"][0] == "create"
+        assert steps(plan, s)[f"{s}-restore-rejoin"] == ("create", "restore")

@@ -21,6 +21,7 @@ the real kubectl and etcdctl, and the hosts' own systemd journals."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import yaml
@@ -64,8 +65,16 @@ class HA:
                              "repositoryCaFile": self.mirror.ca_file, **(rancher or {})}
         return config
 
-    def deployment(self, namespace: str, name: str) -> dict:
-        return json.loads(self.kubectl("get", "deployment", name, "-n", namespace, "-o", "json").stdout)
+    def deployment(self, namespace: str, name: str, ready: int | None = None) -> dict:
+        """The Deployment; with `ready`, once that many replicas are Ready (up to 60 s: on this
+        loaded 2-core lab a late node heartbeat marks pods NotReady for a moment, until the
+        node's kubelet stand-in reports them Ready again)."""
+        deadline = time.monotonic() + 60
+        while True:
+            doc = json.loads(self.kubectl("get", "deployment", name, "-n", namespace, "-o", "json").stdout)
+            if ready is None or doc["status"].get("readyReplicas") == ready or time.monotonic() > deadline:
+                return doc
+            time.sleep(2)
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +158,7 @@ def test_cert_manager_then_rancher_in_ha(ha):
     record = json.loads(ha.kubectl("get", "secret", "-n", "cattle-system", "sh.helm.release.v1.rancher.v1",
                                    "-o", "json").stdout)
     assert available <= ts(record["metadata"]["creationTimestamp"])
-    rancher = ha.deployment("cattle-system", "rancher")
+    rancher = ha.deployment("cattle-system", "rancher", ready=3)
     assert rancher["spec"]["replicas"] == 3 and rancher["status"].get("readyReplicas") == 3, rancher["status"]
     pods = json.loads(ha.kubectl("get", "pods", "-n", "cattle-system", "-l", "app=rancher", "-o", "json").stdout)["items"]
     assert len({p["spec"].get("nodeName") for p in pods}) >= 2, "Rancher's replicas all on one node"
@@ -174,7 +183,7 @@ def test_a_changed_rancher_value_upgrades_only_rancher(ha):
     assert {name: len(h.commands()) for name, h in ha.hosts.items()} == before  # no host touched
     assert helm_releases(ha.kubectl) == {"cert-manager": [(1, "deployed")],
                                          "rancher": [(1, "superseded"), (2, "deployed")]}
-    rancher = ha.deployment("cattle-system", "rancher")
+    rancher = ha.deployment("cattle-system", "rancher", ready=2)
     assert rancher["spec"]["replicas"] == 2 and rancher["status"].get("readyReplicas") == 2
     ha.stack.pulumi("preview", "--expect-no-changes", "--non-interactive", "--stack", ha.stack.name)
 

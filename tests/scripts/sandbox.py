@@ -34,7 +34,7 @@ VALUES: dict[str, dict[str, str | int]] = {
     "dns-follow.sh": {},
     "membership-guard.sh": {"SERVERS": "rke2-server-1 rke2-server-2 rke2-server-3", "ACTION": "guard"},
     "rejoin-check.sh": {},
-    "stale-member.sh": {"NODE": "rke2-server-2", "TIMEOUT": 30},
+    "stale-member.sh": {"NODE": "rke2-server-2", "TIMEOUT": 30, "ACTION": "remove"},
     "etcd-snapshot.sh": {"NAME": "before-upgrade", "SNAPSHOT_DIR": "/var/lib/rancher/rke2/server/db/snapshots",
                          "ACTION": "save"},
     "etcd-restore.sh": {"ACTION": "check", "SNAPSHOT": "before-upgrade-scratch-host-1764670000",

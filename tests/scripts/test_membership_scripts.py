@@ -144,7 +144,7 @@ def test_membership_guard_update_checks_nothing_so_an_address_change_can_recover
 
 def stale(sandbox, joiner_state: str, **values):
     return sandbox.run("stale-member.sh", stdin=joiner_state,
-                       **{"NODE": "rke2-server-2", "TIMEOUT": 30, **values})
+                       **{"NODE": "rke2-server-2", "TIMEOUT": 30, "ACTION": "remove", **values})
 
 
 def test_a_rebuilt_servers_stale_member_is_removed_before_it_joins(sandbox):
@@ -174,6 +174,18 @@ def test_stale_member_removes_nothing_else(sandbox, state, ready, members, expec
     else:
         assert res.returncode == 0 and res.stdout.strip() == expect, res
     assert "annotate" not in (sandbox.read("/stubstate/calls.log") if sandbox.exists("/stubstate/calls.log") else "")
+
+
+def test_stale_member_update_checks_nothing(sandbox):
+    """Its update runs on a new servers[0] address, or with the joiner's state as recorded at the
+    first install ("fresh", before RKE2 was there): it must not act on it (the lab: with
+    servers[0] removed, the next server's step ran on the new servers[0] with that old state,
+    and only the Ready check kept it from removing a live member)."""
+    cluster(sandbox, THREE)
+    res = stale(sandbox, "fresh\n", ACTION="check")
+    assert res.returncode == 0 and res.stdout.strip() == "unchanged", res
+    calls = sandbox.read("/stubstate/calls.log") if sandbox.exists("/stubstate/calls.log") else ""
+    assert "get node" not in calls and "annotate" not in calls, calls
 
 
 def test_rejoin_check_says_whether_the_host_holds_etcd_data(sandbox):

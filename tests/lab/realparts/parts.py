@@ -135,7 +135,7 @@ KWOK_RBAC = {"apiVersion": "v1", "kind": "List", "items": [
      "rules": [{"apiGroups": [""], "resources": ["nodes", "pods"],
                 "verbs": ["get", "list", "watch", "patch", "update"]},
                {"apiGroups": [""], "resources": ["nodes/status", "pods/status"],
-                "verbs": ["patch", "update"]},
+                "verbs": ["get", "patch", "update"]},  # get: kubectl patch --subresource=status reads first
                {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
                 "verbs": ["get", "list", "watch", "create", "update", "patch"]}]},

@@ -1580,9 +1580,11 @@ def start_pod_ready_resync(node: str, kubeconfig: str) -> threading.Thread:
                         continue
                     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
                     patch = {"status": {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}]}}
-                    kubectl_real("patch", "pod", "-n", meta["namespace"], meta["name"], "--subresource=status",
-                                 "--type=strategic", "-p", json.dumps(patch), "--request-timeout=5s",
-                                 kubeconfig=kubeconfig, timeout=15)
+                    res = kubectl_real("patch", "pod", "-n", meta["namespace"], meta["name"], "--subresource=status",
+                                       "--type=strategic", "-p", json.dumps(patch), "--request-timeout=5s",
+                                       kubeconfig=kubeconfig, timeout=15)
+                    info(f"pod {meta['namespace']}/{meta['name']} Ready again" if res.returncode == 0 else
+                         f"pod {meta['namespace']}/{meta['name']}: Ready not re-reported: {res.stderr.strip()[:200]}")
             except (OSError, ValueError, KeyError, subprocess.SubprocessError):
                 continue
     t = threading.Thread(target=loop, name="pod-ready-resync", daemon=True)
