@@ -334,3 +334,21 @@ def test_ha_snapshot_then_restore(ha):
     for s in ("rke2-server-2", "rke2-server-3"):
         assert steps(plan, s)[f"{s}-restore-stop"][0] == "create"
         assert steps(plan, s)[f"{s}-restore-rejoin"] == ("create", "restore")
+
+
+def test_ha_first_server_removed_the_next_one_guards(ha):
+    plan, text, *_ = ha.plan(lambda d: d["config"][C + "servers"].pop(0))
+    print(text)
+    gone = next(h for h in plan["hosts"] if h["name"] == "rke2-server-1")
+    assert gone["op"] == "delete" and gone["stage"] is None
+    assert {x["name"]: (x["op"], x["effect"]) for x in gone["steps"]}["rke2-server-1-uninstall"] == ("delete", "uninstall")
+    new_first = steps(plan, "rke2-server-2")
+    assert new_first["rke2-server-2-membership-guard"][0] == "create"
+    assert hosts(plan)[0] == ("rke2-server-2", 1)
+
+
+def test_ha_version_bump_runbook(ha):
+    plan, text, *_ = ha.plan(lambda d: cluster(d).__setitem__("version", "v1.33.6+rke2r1"))
+    print(text)
+    first = steps(plan, "rke2-server-1")
+    assert first["rke2-server-1-upgrade-guard"] == ("replace", "file")  # the snapshot
