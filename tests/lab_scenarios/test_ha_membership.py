@@ -202,3 +202,37 @@ def test_a_rebuilt_server_rejoins_under_its_old_name(cluster):
     assert "duplicate node name" not in host.journal("rke2-server")
     assert Path(host.path("/usr/local/bin/rke2")).exists()
     cluster.stack.pulumi("preview", "--expect-no-changes", "--non-interactive", "--stack", cluster.stack.name)
+
+
+def test_restore_in_ha_brings_back_the_snapshot_and_every_server_rejoins(cluster):
+    """docs.rke2.io datastore/backup_restore, "Restoring a Snapshot to Existing Nodes": every
+    other server stopped, servers[0] restored with --cluster-reset-restore-path (k3s
+    `(*ETCD).Restore`, then `Reset`), the others' etcd data moved aside and each rejoins as a new
+    member. An object written before the snapshot is back, one written after it is gone, and
+    every server is a voting member again."""
+    order = [*SERVERS[1:], SERVERS[0]]
+    first = cluster.hosts[order[0][0]]
+    config = ha_config(cluster.hosts, servers=order, agents=[])
+    config["servers"][1]["rebuild"] = "disk-2026-12"  # as the test before left it
+    cluster.kubectl("create", "configmap", "before-snapshot", "--from-literal=at=before")
+    config["cluster"]["snapshot"] = "ha-before"
+    cluster.stack.configure(config)
+    cluster.stack.up(timeout=900)
+    [snapshot] = cluster.stack.output("etcdSnapshots")
+    cluster.kubectl("create", "configmap", "after-snapshot", "--from-literal=at=after")
+
+    config["cluster"]["restore"] = snapshot
+    cluster.stack.configure(config)
+    changed = cluster.stack.changed_resources()
+    assert changed.get(f"{order[0][0]}-restore") == "create", changed
+    for name, _ in order[1:]:
+        assert changed.get(f"{name}-restore-stop") == "create" and changed.get(f"{name}-restore-rejoin") == "create"
+    cluster.stack.up(timeout=1800)
+    assert cluster.kubectl("get", "configmap", "before-snapshot", "-o", "jsonpath={.data.at}").stdout == "before"
+    assert "NotFound" in cluster.kubectl("get", "configmap", "after-snapshot", check=False).stderr
+    assert voting_peers(first) == peers(*(a for _, a in SERVERS))
+    deadline = time.monotonic() + 120
+    while (nodes := cluster.nodes()) != {n: "True" for n, _ in SERVERS} and time.monotonic() < deadline:
+        time.sleep(5)
+    assert nodes == {n: "True" for n, _ in SERVERS}
+    cluster.stack.pulumi("preview", "--expect-no-changes", "--non-interactive", "--stack", cluster.stack.name)

@@ -19,10 +19,12 @@ from datetime import datetime
 import pytest
 
 from tests.lab.fixtures import requires_lab, rke2_version
+from tests.lab.realparts.parts import parts_unavailable_reason
 from tests.lab.standin import build_artifacts
 from tests.lab_scenarios.support import ARTIFACT_DIR, LabStack, base_cluster, host_key_line, provision_artifacts
 
-pytestmark = [requires_lab(), pytest.mark.lab]
+_reason = parts_unavailable_reason()
+pytestmark = [requires_lab(), pytest.mark.lab, pytest.mark.skipif(_reason is not None, reason=_reason or "")]
 
 CLUSTER = "rke2.lab"
 LB = ("rke2-lb", "10.77.0.10")
@@ -75,9 +77,12 @@ def last_event_time(hosts: dict) -> datetime:
 
 
 def deployed_at_old_version(lab, tmp_path_factory, name: str) -> tuple:
-    """The HA cluster converged at OLD: (hosts, stack, artifacts of NEW)."""
-    old_art = build_artifacts(tmp_path_factory.mktemp("rke2-old"), OLD)
-    new_art = build_artifacts(tmp_path_factory.mktemp("rke2-new"), NEW)
+    """The HA cluster converged at OLD on the real parts (real etcd and kube-apiserver: the
+    guard's health checks and snapshot, each server's restart and its etcd member rejoining,
+    the drains, all on them): (hosts, stack, artifacts of NEW). The lab must have been made
+    after `realparts_artifacts` (it binds the parts into the hosts)."""
+    old_art = build_artifacts(tmp_path_factory.mktemp("rke2-old"), OLD, engine="realparts")
+    new_art = build_artifacts(tmp_path_factory.mktemp("rke2-new"), NEW, engine="realparts")
     hosts = {host: lab.add_host(host, addr) for host, addr in [LB, *SERVERS, *AGENTS]}
     for host, _ in [*SERVERS, *AGENTS]:
         provision_artifacts(hosts[host], old_art)
@@ -90,7 +95,7 @@ def deployed_at_old_version(lab, tmp_path_factory, name: str) -> tuple:
 
 
 @pytest.fixture(scope="module")
-def upgraded(module_lab, tmp_path_factory):
+def upgraded(realparts_artifacts, module_lab, tmp_path_factory):
     lab = module_lab
     hosts, stack, new_art = deployed_at_old_version(lab, tmp_path_factory, "upgrade")
     result = {"lab": lab, "hosts": hosts, "stack": stack}

@@ -10,17 +10,19 @@ from datetime import datetime
 import pytest
 
 from tests.lab.fixtures import requires_lab
+from tests.lab.realparts.parts import parts_unavailable_reason
 from tests.lab_scenarios.support import provision_artifacts
 from tests.lab_scenarios.test_upgrade import (AGENTS, NEW, OLD, SERVERS, config, deployed_at_old_version,
                                               installed, last_event_time, when)
 
-pytestmark = [requires_lab(), pytest.mark.lab]
+_reason = parts_unavailable_reason()
+pytestmark = [requires_lab(), pytest.mark.lab, pytest.mark.skipif(_reason is not None, reason=_reason or "")]
 
 SNAPSHOTS = "ls /var/lib/rancher/rke2/server/db/snapshots | grep -c '^pre-upgrade-' || true"
 
 
 @pytest.fixture(scope="module")
-def resumed(module_lab, tmp_path_factory):
+def resumed(realparts_artifacts, module_lab, tmp_path_factory):
     lab = module_lab
     hosts, stack, new_art = deployed_at_old_version(lab, tmp_path_factory, "resume")
 
