@@ -316,7 +316,7 @@ def test_ha_server_rebuilt_runs_its_steps_again_and_removes_its_stale_member(ha)
     assert [h for h, _ in hosts(plan)] == ["rke2-server-2"]
     s = steps(plan, "rke2-server-2")
     assert s["rke2-server-2-install"][0] == "replace" and s["rke2-server-2-service"] == ("replace", "restart")
-    assert s["rke2-server-2-stale-member"][0] == "update"
+    assert s["rke2-server-2-stale-member"][0] == "replace"  # its trigger: the rebuild label
     assert "rke2-server-2-uninstall" not in s
     assert "servers[1].rebuild" in " ".join(causes(plan, "rke2-server-2"))
     assert plan["totals"]["max_servers_down"] == 1 and plan["totals"]["destroyed"] == 0
@@ -344,7 +344,7 @@ def test_ha_first_server_removed_the_next_one_guards(ha):
     assert {x["name"]: (x["op"], x["effect"]) for x in gone["steps"]}["rke2-server-1-uninstall"] == ("delete", "uninstall")
     new_first = steps(plan, "rke2-server-2")
     assert new_first["rke2-server-2-membership-guard"][0] == "create"
-    assert hosts(plan)[0] == ("rke2-server-2", 1)
+    assert ("rke2-server-2", 1) in hosts(plan)
 
 
 def test_ha_version_bump_runbook(ha):
