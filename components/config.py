@@ -170,7 +170,8 @@ HOST_KEY_RE = re.compile(r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) (
 MODE_RE = re.compile(r"0?[0-7]{3}", re.ASCII)
 EMAIL_RE = re.compile(r"[A-Za-z0-9._+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", re.ASCII)
 UNIX_USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}", re.ASCII)
-INTERFACE_RE = re.compile(r"[a-zA-Z0-9_.-]{1,15}", re.ASCII)
+# Linux dev_valid_name (net/core/dev.c) also refuses "." and "..".
+INTERFACE_RE = re.compile(r"(?!\.{1,2}$)[a-zA-Z0-9_.-]{1,15}", re.ASCII)
 # IP literals: only these characters, so no zone id (`%eth0`), no space, no newline.
 _IP_CHARS_RE = re.compile(r"[0-9A-Fa-f:.]{2,45}", re.ASCII)
 # URL path/query characters allowed in installer and chart URLs: no shell or glob syntax.
