@@ -237,3 +237,16 @@ def assigned(command: str, key: str) -> str:
     script = shlex.split(command)[2]
     [line] = [ln for ln in script.splitlines() if ln.startswith(f"{key}=")]
     return shlex.split(line[len(key) + 1:])[0]
+
+
+def changed_inputs(a, b) -> dict[str, list[str]]:
+    """{custom resource name: [input keys that differ]} between two evaluations."""
+    diff = {}
+    for reg in a.registrations:
+        if not reg.custom:
+            continue
+        other = b.by_name(reg.name)
+        keys = sorted(k for k in set(reg.raw_inputs) | set(other.raw_inputs) if reg.input(k) != other.input(k))
+        if keys:
+            diff[reg.name] = keys
+    return diff

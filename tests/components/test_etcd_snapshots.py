@@ -5,7 +5,7 @@ Key names and upstream sources: tests/unit/test_etcd_snapshots.py."""
 
 import pytest
 
-from tests.harness import evaluate, plaintext_outside_secrets
+from tests.harness import changed_inputs, evaluate, plaintext_outside_secrets
 from tests.stacks import load_stack, with_changes
 
 RAW, SECRETS = load_stack("ha")
@@ -15,17 +15,6 @@ CREDS = {"accessKey": "AKIAEXAMPLEKEY01", "secretKey": "s3-secret-value-never-sh
 S3 = {"endpoint": "minio.internal:9000", "bucket": "rke2-snapshots", "folder": "prod"}
 
 
-def changed_inputs(a, b):
-    """{custom resource name: [input keys that differ]} between two evaluations."""
-    diff = {}
-    for reg in a.registrations:
-        if not reg.custom:
-            continue
-        other = b.by_name(reg.name)
-        keys = sorted(k for k in set(reg.raw_inputs) | set(other.raw_inputs) if reg.input(k) != other.input(k))
-        if keys:
-            diff[reg.name] = keys
-    return diff
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from tests.harness import evaluate, plaintext_outside_secrets
+from tests.harness import changed_inputs, evaluate, plaintext_outside_secrets
 from tests.stacks import SAMPLE_SECRETS, load_stack, with_changes
 
 RAW, SECRETS = load_stack("dev")
@@ -125,18 +125,6 @@ def test_component_props_for_policies(dev):
     assert dev.by_name("rancher").raw_inputs["replicas"] == 1
 
 
-def changed_inputs(a, b):
-    """{resource name: [input keys that differ]} between two evaluations of custom resources."""
-    diff = {}
-    for reg in a.registrations:
-        if not reg.custom:
-            continue
-        other = b.by_name(reg.name)
-        keys = sorted(k for k in set(reg.raw_inputs) | set(other.raw_inputs)
-                      if reg.input(k) != other.input(k))
-        if keys:
-            diff[reg.name] = keys
-    return diff
 
 
 def test_san_change_touches_only_config_and_san_refresh(dev):

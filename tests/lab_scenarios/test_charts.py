@@ -22,8 +22,8 @@ from cryptography import x509
 
 from tests.lab.chartrepo import ChartMirror
 from tests.lab.fixtures import requires_lab, rke2_version
-from tests.lab.realparts.parts import ensured_parts_bin, parts_unavailable_reason
-from tests.lab_scenarios.support import LabStack, provision_artifacts
+from tests.lab.realparts.parts import parts_unavailable_reason
+from tests.lab_scenarios.support import LabStack, kubectl_through, provision_artifacts
 from tests.lab_scenarios.test_single_server import HOST, single_config
 
 _reason = parts_unavailable_reason()
@@ -35,16 +35,7 @@ PASSWORD = "lab-bootstrap-Q7v2xPz9"
 
 
 def kubectl_for(lab, stack: LabStack, tmp_path: Path):
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(stack.output("kubeconfig"))
-    kubeconfig.chmod(0o600)
-    kubectl_bin = ensured_parts_bin() / "kubectl"
-
-    def kubectl(*args: str, check: bool = True):
-        res = lab.run([str(kubectl_bin), f"--kubeconfig={kubeconfig}", "--request-timeout=10s", *args], timeout=60)
-        assert res.returncode == 0 or not check, res.stderr
-        return res
-    return kubectl
+    return kubectl_through(lab, stack, tmp_path / "kubeconfig")
 
 
 def helm_releases(kubectl) -> dict[str, list[tuple[int, str]]]:

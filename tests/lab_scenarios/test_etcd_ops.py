@@ -12,8 +12,8 @@ import json
 import pytest
 
 from tests.lab.fixtures import requires_lab
-from tests.lab.realparts.parts import ensured_parts_bin, parts_unavailable_reason
-from tests.lab_scenarios.support import LabStack, provision_artifacts
+from tests.lab.realparts.parts import parts_unavailable_reason
+from tests.lab_scenarios.support import LabStack, kubectl_through, provision_artifacts
 from tests.lab_scenarios.test_single_server import HOST, single_config
 
 _reason = parts_unavailable_reason()
@@ -32,15 +32,7 @@ def test_snapshot_then_restore_brings_back_the_data_of_that_moment(realparts_art
     stack.configure(config)
     stack.init()
     stack.up()
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(stack.output("kubeconfig"))
-    kubeconfig.chmod(0o600)
-
-    def kubectl(*args: str, check: bool = True):
-        res = lab.run([str(ensured_parts_bin() / "kubectl"), f"--kubeconfig={kubeconfig}", "--request-timeout=10s",
-                       *args], timeout=60)
-        assert res.returncode == 0 or not check, res.stderr
-        return res
+    kubectl = kubectl_through(lab, stack, tmp_path / "kubeconfig")
 
     kubectl("create", "configmap", "before-snapshot", "--from-literal=at=before")
 

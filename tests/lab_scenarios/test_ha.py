@@ -31,7 +31,7 @@ from tests.lab.fixtures import requires_lab
 from tests.lab.realparts.parts import parts_unavailable_reason
 from tests.lab_scenarios.support import (AGENTS, CLUSTER, LB, SERVERS, LabStack, etcd_members, ha_config,
                                          ha_hosts, kubectl_through, unit_events)
-from tests.lab_scenarios.test_charts import CERT_MANAGER, PASSWORD, RANCHER, configure, helm_releases, ts
+from tests.lab_scenarios.test_charts import CERT_MANAGER, RANCHER, configure, helm_releases, ts
 
 _reason = parts_unavailable_reason()
 pytestmark = [requires_lab(), pytest.mark.lab, pytest.mark.skipif(_reason is not None, reason=_reason or "")]

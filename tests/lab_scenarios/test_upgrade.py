@@ -21,15 +21,11 @@ import pytest
 from tests.lab.fixtures import requires_lab, rke2_version
 from tests.lab.realparts.parts import parts_unavailable_reason
 from tests.lab.standin import build_artifacts
-from tests.lab_scenarios.support import ARTIFACT_DIR, LabStack, base_cluster, host_key_line, provision_artifacts
+from tests.lab_scenarios.support import AGENTS, SERVERS, LabStack, ha_config, ha_hosts, provision_artifacts
 
 _reason = parts_unavailable_reason()
 pytestmark = [requires_lab(), pytest.mark.lab, pytest.mark.skipif(_reason is not None, reason=_reason or "")]
 
-CLUSTER = "rke2.lab"
-LB = ("rke2-lb", "10.77.0.10")
-SERVERS = [("rke2-server-1", "10.77.0.21"), ("rke2-server-2", "10.77.0.22"), ("rke2-server-3", "10.77.0.23")]
-AGENTS = [("rke2-agent-1", "10.77.0.31"), ("rke2-agent-2", "10.77.0.32")]
 NEW = rke2_version()
 _maj, _min = (int(x) for x in re.match(r"v(\d+)\.(\d+)\.", NEW).groups())
 OLD = f"v{_maj}.{_min - 1}.9+rke2r1"      # the previous minor version
@@ -42,17 +38,9 @@ def when(text: str) -> datetime:
 
 
 def config(hosts: dict, version: str) -> dict:
-    key_path = str(next(iter(hosts.values())).private_key_path)
-    return {
-        "ssh": {"privateKeyPath": key_path,
-                "hostKeys": {addr: host_key_line(hosts[name]) for name, addr in [LB, *SERVERS, *AGENTS]}},
-        "cluster": base_cluster(CLUSTER, tlsSans=[CLUSTER], version=version),
-        "loadBalancer": {"name": LB[0], "address": LB[1]},
-        "servers": [{"name": n, "address": a} for n, a in SERVERS],
-        "agents": [{"name": n, "address": a} for n, a in AGENTS],
-        "certManager": {"enabled": False},
-        "rancher": {"enabled": False},
-    }
+    cfg = ha_config(hosts)
+    cfg["cluster"]["version"] = version
+    return cfg
 
 
 def installed(host) -> str:
@@ -83,10 +71,7 @@ def deployed_at_old_version(lab, tmp_path_factory, name: str) -> tuple:
     after `realparts_artifacts` (it binds the parts into the hosts)."""
     old_art = build_artifacts(tmp_path_factory.mktemp("rke2-old"), OLD, engine="realparts")
     new_art = build_artifacts(tmp_path_factory.mktemp("rke2-new"), NEW, engine="realparts")
-    hosts = {host: lab.add_host(host, addr) for host, addr in [LB, *SERVERS, *AGENTS]}
-    for host, _ in [*SERVERS, *AGENTS]:
-        provision_artifacts(hosts[host], old_art)
-    lab.set_host_entry(CLUSTER, LB[1])
+    hosts = ha_hosts(lab, old_art)
     stack = LabStack(lab, tmp_path_factory.mktemp(name), name=f"{name}-lab")
     stack.configure(config(hosts, OLD))
     stack.init()
