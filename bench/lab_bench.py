@@ -1,4 +1,6 @@
-"""Host-lab benchmarks: real `pulumi up` over SSH against rke2-standin on systemd lab hosts.
+"""Host-lab benchmarks: real `pulumi up` over SSH against rke2-standin on systemd lab hosts,
+its servers on the real etcd, kube-apiserver, controller manager and scheduler, every node a
+kwok-kept Node (tests/lab/realparts).
 
 Figures are counts and ratios measured in one run (times are printed for context), for
 1 server and 3 servers + LB + 2, 10 and 25 agents: converge, a no-op `up` (remote commands
@@ -15,10 +17,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from tests.lab.fixtures import lab_unavailable_reason
-from tests.lab.netlab import Lab
+from tests.lab.fixtures import lab_unavailable_reason, new_lab, rke2_version
+from tests.lab.realparts.parts import ensure_parts, parts_unavailable_reason
 from tests.lab.standin import build_artifacts
-from tests.lab.fixtures import rke2_version
 from tests.lab_scenarios.support import LabStack, base_cluster, host_key_line, provision_artifacts
 
 CLUSTER = "rke2.lab"
@@ -64,7 +65,7 @@ def config(hosts: dict, servers: list, agents: list, lb: tuple | None, sans: lis
 def scenario(artifacts: Path, work: Path, servers: list, agents: list, lb: tuple | None,
              san_change: bool = True) -> dict:
     work.mkdir(parents=True)
-    with Lab() as lab:
+    with new_lab() as lab:
         t0 = time.perf_counter()
         hosts = {n: lab.add_host(n, a) for n, a in [*servers, *agents, *([lb] if lb else [])]}
         lab_start = time.perf_counter() - t0
@@ -123,11 +124,12 @@ def agents(n: int) -> list[tuple[str, str]]:
 
 
 def main() -> int:
-    reason = lab_unavailable_reason()
+    reason = lab_unavailable_reason() or parts_unavailable_reason()
     if reason:
         print(f"\n(host-lab benchmarks skipped: {reason})")
         return 0
     sizes = [int(x) for x in os.environ.get("BENCH_AGENTS", "2,10,25").split(",")]
+    ensure_parts()  # built once and cached (make lab-parts); labs made after this bind them
     with tempfile.TemporaryDirectory(prefix="rke2-bench-") as tmp:
         tmp = Path(tmp)
         artifacts = build_artifacts(tmp / "artifacts", rke2_version())
@@ -152,7 +154,7 @@ def report(runs: dict) -> str:
                 cells.append("-")
         return f"| {label} | " + " | ".join(cells) + " |"
 
-    out = ["\n## Host lab (rke2-standin on systemd hosts over real SSH; one run)", "",
+    out = ["\n## Host lab (rke2-standin on the real parts, systemd hosts, real SSH; one run)", "",
            "| measure | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|",
            row("hosts", lambda r: str(r["hosts"])),
            row("converge (s)", lambda r: f"{r['converge_s']:.1f}"),

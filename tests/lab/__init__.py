@@ -1,6 +1,7 @@
-"""Host lab: namespaced hosts with real sshd on a private bridge (netlab), RKE2's air-gap
-artifacts holding a behavioural stand-in (standin), a systemd stand-in for inside the hosts
-(hosttools/systemctl.py), and pytest fixtures (fixtures)."""
+"""Host lab: Debian hosts booted with systemd (systemd_hosts) in their own network
+namespaces on a private bridge (netlab), reached over real SSH; the real etcd and Kubernetes
+parts built from Go modules (realparts); RKE2's air-gap artifacts holding a behavioural
+stand-in that runs them (standin); pytest fixtures (fixtures)."""
 from .netlab import Host, Lab, LabError, cleanup_stale
 from .standin import build_artifacts
 

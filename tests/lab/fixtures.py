@@ -1,6 +1,6 @@
 """pytest fixtures for the host lab. Import them into a conftest.py:
 
-    from tests.lab.fixtures import lab, module_lab, rke2_artifacts  # noqa: F401
+    from tests.lab.fixtures import lab, module_lab, realparts_artifacts  # noqa: F401
 
 Every fixture skips (with the reason) on a machine that cannot run the lab.
 """
@@ -65,7 +65,8 @@ def requires_lab():
     return pytest.mark.skipif(reason is not None, reason=reason or "")
 
 
-def _new_lab() -> Lab:
+def new_lab() -> Lab:
+    """A Lab whose hosts see the real parts (when this process has built them)."""
     the_lab = Lab()
     # The real parts, when this process has them (realparts_artifacts), in every host.
     from .realparts.parts import PARTS_IN_HOST, ensured_parts_bin
@@ -78,7 +79,7 @@ def _new_lab() -> Lab:
 def lab():
     """A fresh lab per test (torn down even when the test fails)."""
     _skip_unless_available()
-    with _new_lab() as the_lab:
+    with new_lab() as the_lab:
         yield the_lab
 
 
@@ -86,7 +87,7 @@ def lab():
 def module_lab():
     """One lab shared by a module's tests (each test adds its own hosts)."""
     _skip_unless_available()
-    with _new_lab() as the_lab:
+    with new_lab() as the_lab:
         yield the_lab
 
 
@@ -100,26 +101,18 @@ def rke2_version() -> str:
 
 
 @pytest.fixture(scope="session")
-def rke2_artifacts(tmp_path_factory) -> Path:
-    """A directory with RKE2's air-gap artifacts holding rke2-standin, for the pinned
-    version (versions.env RKE2_VERSION)."""
-    _skip_unless_available()
-    return build_artifacts(tmp_path_factory.mktemp("rke2-artifacts"), rke2_version())
-
-
-@pytest.fixture(scope="session")
 def realparts_artifacts(tmp_path_factory) -> Path:
-    """rke2_artifacts with engine "realparts": a first server runs the lab's real etcd,
-    kube-apiserver, controller-manager, scheduler and kwok (built on first use; labs made
-    after this fixture bind them into every host). Skips where they cannot be built."""
+    """RKE2's air-gap artifacts holding rke2-standin for the pinned version (versions.env
+    RKE2_VERSION); its servers and agents run the lab's real etcd, kube-apiserver,
+    controller-manager, scheduler, kwok and kubectl (built on first use; labs made after this
+    fixture bind them into every host). Skips where they cannot be built."""
     _skip_unless_available()
     from .realparts.parts import ensure_parts, parts_unavailable_reason
     reason = parts_unavailable_reason()
     if reason:
         pytest.skip(reason)
     ensure_parts()
-    return build_artifacts(tmp_path_factory.mktemp("rke2-artifacts-realparts"), rke2_version(),
-                           engine="realparts")
+    return build_artifacts(tmp_path_factory.mktemp("rke2-artifacts"), rke2_version())
 
 
 def install_rke2_standin(host, artifacts: Path, install_type: str = "server",

@@ -1,1 +1,1 @@
-from tests.lab.fixtures import lab, module_lab, realparts_artifacts, rke2_artifacts  # noqa: F401  (pytest fixtures)
+from tests.lab.fixtures import lab, module_lab, realparts_artifacts  # noqa: F401  (pytest fixtures)

@@ -29,7 +29,7 @@ def config(server, **cluster) -> dict:
         "ssh": {"privateKeyPath": str(server.private_key_path), "hostKeys": {HOST: host_key_line(server)}},
         "cluster": base_cluster(HOST, tlsSans=[HOST], **cluster),
         "servers": [{"name": HOST, "address": HOST}],
-        "certManager": {"enabled": False},   # rke2-standin serves no Kubernetes API for Helm
+        "certManager": {"enabled": False},   # the charts are test_charts.py's and test_ha.py's subject
         "rancher": {"enabled": False},
     }
 
@@ -38,9 +38,9 @@ def spawns(host) -> int:
     return sum(1 for e in host.service_events("rke2-server") if e["event"] == "spawn")
 
 
-def test_air_gapped_converge_with_registries_and_images(lab, rke2_artifacts, tmp_path: Path):
+def test_air_gapped_converge_with_registries_and_images(lab, realparts_artifacts, tmp_path: Path):
     server = lab.add_host(HOST, "10.77.0.11")
-    provision_artifacts(server, rke2_artifacts)
+    provision_artifacts(server, realparts_artifacts)
     server.write_file("/opt/images/rke2-images.linux-amd64.tar.zst", ARCHIVE)
     # No route out: only the lab LAN is reachable, so any step that reached for the internet
     # (get.rke2.io, a public registry) would fail.
@@ -93,9 +93,9 @@ def test_air_gapped_converge_with_registries_and_images(lab, rke2_artifacts, tmp
 
 
 def test_cis_profile_is_refused_before_anything_is_installed_where_kernel_parameters_are_read_only(
-        lab, rke2_artifacts, tmp_path: Path):
+        lab, realparts_artifacts, tmp_path: Path):
     server = lab.add_host(HOST, "10.77.0.12")
-    provision_artifacts(server, rke2_artifacts)
+    provision_artifacts(server, realparts_artifacts)
     # Never let cis.sh apply RKE2's kernel parameters to this machine's shared kernel.
     if server.exec("test -w /proc/sys/vm/panic_on_oom")[0] == 0:
         pytest.skip("/proc/sys is writable on lab hosts here: the CIS apply would change this machine's kernel")

@@ -33,17 +33,17 @@ def stack_config(server, bastion, bastion_key: str) -> dict:
                 "bastion": {"address": BASTION, "hostKey": bastion_key}},
         "cluster": base_cluster(HOST, mobile=True, tlsSans=[HOST]),
         "servers": [{"name": HOST, "address": HOST}],
-        "certManager": {"enabled": False},   # rke2-standin serves no Kubernetes API for Helm
+        "certManager": {"enabled": False},   # the charts are test_charts.py's and test_ha.py's subject
         "rancher": {"enabled": False},
     }
 
 
-def test_up_through_a_bastion(lab, rke2_artifacts, tmp_path: Path):
+def test_up_through_a_bastion(lab, realparts_artifacts, tmp_path: Path):
     lab.add_segment("priv", "10.78.0.0/24")
     bastion = lab.add_host(BASTION, BASTION_LAN)
     lab.attach(bastion, "priv", BASTION_PRIVATE)
     server = lab.add_host(HOST, SERVER_PRIVATE, segment="priv")
-    provision_artifacts(server, rke2_artifacts)
+    provision_artifacts(server, realparts_artifacts)
 
     # The workstation cannot reach the server; the bastion can (OpenSSH's own -J as witness).
     direct = lab.run(server.ssh_argv("true"), timeout=60)

@@ -1,5 +1,5 @@
 """Issue 13: cert-manager and Rancher installed for real. One server (`jjtestserver`) on the
-real upstream parts (rke2-standin engine "realparts": real etcd and kube-apiserver v1.33.5,
+real upstream parts (rke2-standin on the real etcd and kube-apiserver v1.33.5,
 kwok in place of the kubelet), the kubernetes provider's real Helm, and a chart mirror over
 HTTPS on the lab's workstation (tests/lab/chartrepo.py) holding our test charts
 (tests/lab/charts: the real charts' install contract, nothing running inside). The lab has

@@ -44,13 +44,13 @@ def active(host, unit: str) -> str:
     return host.ssh(f"systemctl is-active {unit}")[1].strip()
 
 
-def test_cis_profile_converges_on_systemd_hosts(lab, rke2_artifacts, tmp_path: Path):
+def test_cis_profile_converges_on_systemd_hosts(lab, realparts_artifacts, tmp_path: Path):
     machine = {p: Path("/proc/sys", p.replace(".", "/")).read_text().strip() for p in CIS_PARAMS}
     hosts = {name: lab.add_host(name, addr, private_kernel_params=tuple(CIS_PARAMS))
              for name, addr in ((SERVER, "10.77.0.41"), (AGENT, "10.77.0.42"))}
     server, agent = hosts[SERVER], hosts[AGENT]
     for h in hosts.values():
-        provision_artifacts(h, rke2_artifacts)
+        provision_artifacts(h, realparts_artifacts)
     # The hosts start from the machine's values, which RKE2 would refuse.
     assert any(sysctl(server, p) != v for p, v in CIS_PARAMS.items()), "nothing for the product to do"
 
@@ -61,7 +61,7 @@ def test_cis_profile_converges_on_systemd_hosts(lab, rke2_artifacts, tmp_path: P
         "cluster": base_cluster(SERVER, tlsSans=[SERVER], profile="cis"),
         "servers": [{"name": SERVER, "address": SERVER}],
         "agents": [{"name": AGENT, "address": AGENT}],
-        "certManager": {"enabled": False},   # rke2-standin v1 serves no Kubernetes API for Helm
+        "certManager": {"enabled": False},   # the charts are test_charts.py's and test_ha.py's subject
         "rancher": {"enabled": False},
     })
     stack.init()

@@ -1,5 +1,5 @@
-"""Issue 14, snapshots and restore, on real etcd: `jjtestserver` on rke2-standin's engine
-"realparts" (real etcd v3.5.21 and kube-apiserver; `rke2 etcd-snapshot save` is etcd's own
+"""Issue 14, snapshots and restore, on real etcd: `jjtestserver` on rke2-standin on the
+real parts (real etcd v3.5.21 and kube-apiserver; `rke2 etcd-snapshot save` is etcd's own
 snapshot, `--cluster-reset-restore-path` restores it as k3s does, see rke2_standin.py
 real_etcd_restore). What is checked is what a user sees through the stack's kubeconfig output:
 an object written before the snapshot is back after the restore, one written after it is

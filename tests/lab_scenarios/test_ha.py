@@ -1,5 +1,5 @@
 """HA on the real upstream parts: three servers joined one at a time through real HAProxy, two
-agents in parallel, over SSH to systemd lab hosts running rke2-standin's engine "realparts"
+agents in parallel, over SSH to systemd lab hosts running rke2-standin on the real parts
 (real etcd, kube-apiserver, kube-controller-manager, kube-scheduler; kwok in place of the
 kubelet), with cert-manager and Rancher installed by the kubernetes provider's real Helm from
 the lab's chart mirror (issue 13). One cluster for the whole module; the tests run in file

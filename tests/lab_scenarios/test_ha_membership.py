@@ -1,5 +1,5 @@
-"""Issue 14, servers in and out, on real etcd: three servers behind HAProxy on rke2-standin's
-engine "realparts" (the real etcd v3.5 and kube-apiserver; see test_ha.py for what the
+"""Issue 14, servers in and out, on real etcd: three servers behind HAProxy on
+rke2-standin on the real parts (the real etcd v3.5 and kube-apiserver; see test_ha.py for what the
 stand-in models). One cluster for the module; the tests run in file order and change it.
 
 Upstream behaviour the expectations come from (computed here, not taken from the program):

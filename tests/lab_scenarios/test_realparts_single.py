@@ -1,5 +1,5 @@
 """Issue 12 on the real upstream parts: the single server (`jjtestserver`, mobile mode) with
-rke2-standin's engine "realparts": real etcd, kube-apiserver, kube-controller-manager,
+rke2-standin on the real parts: real etcd, kube-apiserver, kube-controller-manager,
 kube-scheduler (Kubernetes v1.33.5, the pinned RKE2's) and kwok in place of the kubelet,
 built from Go modules by tests/lab/realparts/build.sh and bound read-only into the host.
 

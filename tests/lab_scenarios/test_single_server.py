@@ -1,5 +1,5 @@
 """The founding story end to end: `pulumi up` of one mobile server over real SSH, against
-rke2-standin (a behavioural stand-in for RKE2; engine "realparts": real etcd and
+rke2-standin (a behavioural stand-in for RKE2, on the real etcd and
 kube-apiserver) on a systemd lab host. The moves are in test_single_server_moves.py."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def single_config(host, **cluster) -> dict:
         "ssh": {"privateKeyPath": str(host.private_key_path), "hostKeys": {HOST: host_key_line(host)}},
         "cluster": base_cluster(HOST, **{"tlsSans": list(SANS), **cluster}),
         "servers": [{"name": HOST, "address": HOST}],
-        "certManager": {"enabled": False},   # rke2-standin serves no Kubernetes API for Helm
+        "certManager": {"enabled": False},   # the charts are test_charts.py's and test_ha.py's subject
         "rancher": {"enabled": False},
     }
 

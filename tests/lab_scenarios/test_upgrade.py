@@ -69,8 +69,8 @@ def deployed_at_old_version(lab, tmp_path_factory, name: str) -> tuple:
     guard's health checks and snapshot, each server's restart and its etcd member rejoining,
     the drains, all on them): (hosts, stack, artifacts of NEW). The lab must have been made
     after `realparts_artifacts` (it binds the parts into the hosts)."""
-    old_art = build_artifacts(tmp_path_factory.mktemp("rke2-old"), OLD, engine="realparts")
-    new_art = build_artifacts(tmp_path_factory.mktemp("rke2-new"), NEW, engine="realparts")
+    old_art = build_artifacts(tmp_path_factory.mktemp("rke2-old"), OLD)
+    new_art = build_artifacts(tmp_path_factory.mktemp("rke2-new"), NEW)
     hosts = ha_hosts(lab, old_art)
     stack = LabStack(lab, tmp_path_factory.mktemp(name), name=f"{name}-lab")
     stack.configure(config(hosts, OLD))

@@ -1,1 +1,1 @@
-from tests.lab.fixtures import lab, module_lab, rke2_artifacts  # noqa: F401
+from tests.lab.fixtures import lab, module_lab, realparts_artifacts  # noqa: F401

@@ -47,7 +47,7 @@ def parts_unavailable_reason() -> str | None:
 
 
 _ENSURED: Path | None = None
-#: Where lab hosts see the parts (bound read-only; rke2-standin's engine "realparts" runs them).
+#: Where lab hosts see the parts (bound read-only; rke2-standin runs them).
 PARTS_IN_HOST = "/opt/rk2lab-parts"
 
 

@@ -1,12 +1,14 @@
 """rke2-standin: RKE2's air-gap artifacts for the host lab, holding a behavioural stand-in
-(rke2_standin.py), not RKE2. See rke2_standin.py for what it honours.
+(rke2_standin.py) around the lab's real etcd and Kubernetes parts, not RKE2. See
+rke2_standin.py for what it honours.
 
 `build_artifacts(dest, version)` writes what RKE2's air-gap install uses:
 
     dest/install.sh                 stand-in of https://get.rke2.io
     dest/rke2.linux-amd64.tar.gz    bin/rke2, bin/rke2-killall.sh, bin/rke2-uninstall.sh,
                                     lib/systemd/system/rke2-{server,agent}.{service,env},
-                                    share/rke2/rke2-cis-sysctl.conf
+                                    share/rke2/rke2-cis-sysctl.conf,
+                                    share/rke2-standin/rk2lab_realparts/ (argument builders)
     dest/sha256sum-amd64.txt        "<sha256>  rke2.linux-amd64.tar.gz"
 
 Install on a host exactly as with RKE2:
@@ -28,7 +30,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 FILES = HERE / "files"
-REALPARTS = HERE.parent / "realparts"  # argument builders shipped with engine "realparts"
+REALPARTS = HERE.parent / "realparts"  # argument builders shipped in the tarball
 CIS_SYSCTL = ("vm.panic_on_oom=0\nvm.overcommit_memory=1\nkernel.panic=10\n"
               "kernel.panic_on_oops=1\n")
 
@@ -42,26 +44,22 @@ def _tar_add(tar: tarfile.TarFile, name: str, data: bytes, mode: int) -> None:
 
 
 def build_artifacts(dest_dir: str | Path, version: str, python: str | None = None,
-                    arch: str = "amd64", engine: str = "standin") -> Path:
+                    arch: str = "amd64") -> Path:
     """Write install.sh, rke2.linux-<arch>.tar.gz and sha256sum-<arch>.txt into `dest_dir`
     (created if needed) and return it. `python` is the interpreter the installed stand-in
     runs on (it needs `cryptography` and `pyyaml`; default: the lab host's /usr/bin/python3,
     which tests/lab/systemd_hosts.py provides with both). Same inputs give
     byte-identical artifacts, so content hashes are stable across runs.
 
-    engine "realparts": a first server runs the lab's real etcd, kube-apiserver,
-    kube-controller-manager, kube-scheduler and kwok (tests/lab/realparts; the host must have
-    their bin dir bound read-only at /opt/rk2lab-parts) instead of rke2-standin's imitated
-    datastore and API; kubectl is the real one. The argument builders ship with it."""
-    if engine not in ("standin", "realparts"):
-        raise ValueError(f"engine {engine!r}: standin or realparts")
+    The installed stand-in runs the lab's real etcd, kube-apiserver, kube-controller-manager,
+    kube-scheduler, kwok and kubectl (tests/lab/realparts): a host must have their bin dir
+    bound read-only at /opt/rk2lab-parts (labs made after `ensure_parts()` do)."""
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
     python = python or "/usr/bin/python3"
     program = (HERE / "rke2_standin.py").read_text()
     program = program.replace("#!/usr/bin/env python3", f"#!{python}", 1)
     program = program.replace("@RKE2_STANDIN_VERSION@", version)
-    program = program.replace("@RKE2_STANDIN_ENGINE@", engine)
     entries = [
         ("bin/rke2", program.encode(), 0o755),
         ("bin/rke2-killall.sh", (FILES / "rke2-killall.sh").read_bytes(), 0o755),

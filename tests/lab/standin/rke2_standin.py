@@ -2,38 +2,41 @@
 """rke2-standin: a behavioural stand-in for RKE2, used by the host lab. It is NOT RKE2.
 
 RKE2 cannot be downloaded here, so the lab installs this program as /usr/local/bin/rke2
-through RKE2's documented air-gap install path. It honours the parts of RKE2's contract that
-install tooling depends on (see shared/reference/rke2-facts.md):
+through RKE2's documented air-gap install path. It is glue around REAL upstream programs (the
+lab's etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok, built
+from Go modules at the versions the pinned RKE2 bundles; tests/lab/realparts), started the way
+RKE2 runs them. It honours the parts of RKE2's contract that install tooling depends on (see
+shared/reference/rke2-facts.md), each written from the k3s/RKE2 source cited where it is done:
 
 - config: /etc/rancher/rke2/config.yaml then config.yaml.d/*.yaml (last wins, `key+` appends);
+  the CIS profile's kernel and etcd-user checks (validate_profile);
 - server: CA set under server/tls (created, or used when placed beforehand); API serving
   certificate regenerated only when a wanted name is missing, it expired or is due for
   renewal (so removed SANs stay until the file is deleted); supervisor certificate
-  (dynamic-cert.json, merged at start with secret kube-system/rke2-serving, which a running
-  server re-creates from its cache when deleted) that only grows;
-- the API (6443) in a process of its own that, like RKE2's static kube-apiserver pod under
-  the unit's KillMode=process, keeps serving while rke2-server is stopped;
+  (dynamic-cert.json, merged at start with secret kube-system/rke2-serving in the real API,
+  which a running server re-creates from its cache when deleted) that only grows;
   server/token `K10<k3s hashCA of server-ca.crt>::server:<password>`; rke2.yaml with
-  write-kubeconfig-mode; TLS on 6443 (/readyz, /livez, /version, a few /api/v1 paths with
-  client-certificate auth) and 9345 (/ping, /cacerts, bootstrap for joiners);
-- joining (server or agent): /cacerts checked against the token's CA hash, bootstrap data
-  with the token, critical configuration compared, etcd members admitted one learner at a
-  time (others retry); node passwords as RKE2 keeps them;
-- etcd member address recorded at first start; a later start with another node-ip logs
-  "not a member of the etcd cluster" every 5 s, never exits, never sends READY=1 and keeps
-  9345 open (as k3s), until `rke2 server --cluster-reset`;
+  write-kubeconfig-mode; the supervisor on 9345 (/ping, /cacerts, bootstrap data, /db/info,
+  node certificates with node passwords);
+- etcd: the real one, in server/db/etcd; a first server makes a new cluster, a joiner is
+  added as a learner through the server it joins and promoted by the etcd leader, one at a
+  time; a node whose member has another peer URL (moved) fails k3s's `Test` ("not a member
+  of the etcd cluster") every 5 s, never exits, never sends READY=1 and keeps 9345 open,
+  until `rke2 server --cluster-reset` (force-new-cluster); snapshots and restore are etcd's;
+- the control plane: kube-apiserver on 6443 with the cluster's CAs and tls-san names,
+  controller manager and scheduler; like RKE2's static pods under the unit's
+  KillMode=process they keep running while rke2-server is stopped;
+- nodes: every server and agent registers its Node with its own credentials; kwok keeps it
+  Ready in place of the kubelet (pods scheduled on it run);
 - sd_notify READY=1 when serving, logs in logrus format to stderr and
-  /var/lib/rancher/rke2/standin.log;
-- invoked as `kubectl` (the copy in /var/lib/rancher/rke2/bin), a small kubectl for those
-  paths.
+  /var/lib/rancher/rke2/standin.log; `rke2 certificate`, `rke2 etcd-snapshot save`.
 
-Shared cluster state ("etcd") is a JSON document each server keeps and pushes to the other
-members. Placeholders @...@ are filled in by tests/lab/standin/__init__.py:build_artifacts.
+What is the stand-in's own: the bootstrap record beside etcd's data (class Bootstrap), the
+lab's kwok identity, the host paths of the parts (/opt/rk2lab-parts). Placeholders @...@ are
+filled in by tests/lab/standin/__init__.py:build_artifacts.
 """
 import base64
-import contextlib
 import datetime as dt
-import fcntl
 import glob
 import hashlib
 import hmac
@@ -62,11 +65,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 VERSION = "@RKE2_STANDIN_VERSION@"
-# "standin": the imitated datastore and API below. "realparts": a first server runs the lab's
-# real etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok from PARTS_DIR
-# (bound read-only into the host by the lab), configured by the shipped rk2lab_realparts
-# package (as k3s configures them), and kubectl is the real one.
-ENGINE = "@RKE2_STANDIN_ENGINE@"
+# The lab's real etcd, etcdctl, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and
+# kubectl (bound read-only into the host by the lab), run with the arguments of the shipped
+# rk2lab_realparts package (as k3s runs them).
 PARTS_DIR = "/opt/rk2lab-parts"
 DATA_DIR = "/var/lib/rancher/rke2"
 CONFIG_FILE = "/etc/rancher/rke2/config.yaml"
@@ -74,14 +75,11 @@ KUBECONFIG = "/etc/rancher/rke2/rke2.yaml"
 NODE_PASSWORD_FILE = "/etc/rancher/node/password"
 TLS = f"{DATA_DIR}/server/tls"
 ETCD_DIR = f"{DATA_DIR}/server/db/etcd"
-MEMBER_FILE = f"{ETCD_DIR}/standin-member.json"
-DATASTORE_FILE = f"{ETCD_DIR}/standin-datastore.json"
+WAL_DIR = f"{ETCD_DIR}/member/wal"  # k3s walDir: exists once etcd has run here
+BOOTSTRAP_FILE = f"{ETCD_DIR}/standin-bootstrap.json"
 LOG_FILE = f"{DATA_DIR}/standin.log"
-HEARTBEAT_S = 10
 NOT_MEMBER_RETRY_S = 5  # k3s pkg/cluster/managed.go retries the etcd test every 5 s
-NODE_GRACE_S = 40  # kube-controller-manager's node-monitor-grace-period
 RENEW_DAYS = 120
-LEARNER_S = float(os.environ.get("RKE2_STANDIN_LEARNER_SECONDS", "3"))
 CA_SET = [("server-ca", "rke2-server"), ("client-ca", "rke2-client"),
           ("request-header-ca", "rke2-request-header"), ("etcd/server-ca", "etcd-server"),
           ("etcd/peer-ca", "etcd-peer")]
@@ -593,111 +591,31 @@ def fetch_cacerts(url: str, token_hash: str | None) -> str:
 
 
 # --- the shared cluster state ("etcd") ----------------------------------------------------
-class Store:
-    """The cluster datastore, kept in DATASTORE_FILE. Two processes of a server use it: the
-    supervisor and the API server (which, like RKE2's static kube-apiserver pod, outlives a
-    stop of the unit): every read picks up the other's writes, every write is made under a
-    file lock on the latest content."""
-    COLLECTIONS = ("members", "nodes", "secrets")
+class Bootstrap:
+    """The cluster's bootstrap record: its id, the hashes of the server and agent token
+    passwords and the critical configuration values. k3s keeps this bootstrap data in the
+    datastore itself, encrypted with the token (k3s-io/k3s pkg/cluster/storage.go `Save`,
+    key /bootstrap/<hash of the token>); the stand-in keeps it in BOOTSTRAP_FILE beside etcd's
+    data (it comes back with a restore), given to joiners by /v1-rke2/server-bootstrap. All
+    cluster data proper (Nodes, Secrets, the members) is in the real etcd and API."""
 
     def __init__(self, data: dict | None = None):
-        self.lock = threading.RLock()
-        self.changed = threading.Event()
-        self._stamp = None  # the file version self.data holds; None: not yet saved (ours)
         if data is None:
-            data = self._load() or {}
+            with open(BOOTSTRAP_FILE) as f:
+                data = json.load(f)
         self.data = data
-        for c in self.COLLECTIONS:
-            self.data.setdefault(c, {})
-
-    @staticmethod
-    def _file_stamp():
-        try:
-            st = os.stat(DATASTORE_FILE)
-        except FileNotFoundError:
-            return None
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-    def _load(self) -> dict | None:
-        try:
-            with open(DATASTORE_FILE) as f:
-                self._stamp = self._file_stamp()
-                return json.load(f)
-        except FileNotFoundError:
-            return None
-
-    def _refresh(self) -> None:
-        if self._stamp is not None and self._file_stamp() not in (None, self._stamp):
-            data = self._load()
-            if data is not None:
-                for c in self.COLLECTIONS:
-                    data.setdefault(c, {})
-                self.data = data
-
-    @contextlib.contextmanager
-    def _file_lock(self):
-        os.makedirs(ETCD_DIR, exist_ok=True)
-        with self.lock, open(DATASTORE_FILE + ".lock", "a") as lk:
-            fcntl.flock(lk, fcntl.LOCK_EX)
-            try:
-                self._refresh()
-                yield
-            finally:
-                fcntl.flock(lk, fcntl.LOCK_UN)
 
     def save(self) -> None:
-        with self._file_lock():
-            self._save()
-
-    def _save(self) -> None:
-        write_file(DATASTORE_FILE, json.dumps(self.data, sort_keys=True), 0o600)
-        self._stamp = self._file_stamp()
-
-    def put(self, coll: str, key: str, record: dict | None) -> None:
-        with self._file_lock():
-            rec = {"deleted": True} if record is None else dict(record)
-            rec["updated"] = time.time()
-            self.data[coll][key] = rec
-            self._save()
-        self.changed.set()
-
-    def get(self, coll: str, key: str):
-        with self.lock:
-            self._refresh()
-            rec = self.data[coll].get(key)
-            return None if rec is None or rec.get("deleted") else dict(rec)
-
-    def items(self, coll: str) -> list:
-        with self.lock:
-            self._refresh()
-            return [(k, dict(v)) for k, v in sorted(self.data[coll].items())
-                    if not v.get("deleted")]
-
-    def merge(self, other: dict) -> bool:
-        with self._file_lock():
-            if other.get("cluster_id") != self.data.get("cluster_id"):
-                warn(f"ignoring state from another cluster ({other.get('cluster_id')})")
-                return False
-            for c in self.COLLECTIONS:
-                for k, rec in other.get(c, {}).items():
-                    mine = self.data[c].get(k)
-                    if mine is None or rec.get("updated", 0) > mine.get("updated", 0):
-                        self.data[c][k] = rec
-            self._save()
-            return True
-
-    def snapshot(self) -> dict:
-        with self.lock:
-            self._refresh()
-            return json.loads(json.dumps(self.data))
+        os.makedirs(ETCD_DIR, mode=0o700, exist_ok=True)
+        write_file(BOOTSTRAP_FILE, json.dumps(self.data, sort_keys=True), 0o600)
 
 
 # --- the server ---------------------------------------------------------------------------
 class Runtime:
     """What the HTTP handlers of a running server need."""
 
-    def __init__(self, cfg, ident, store, server_pw):
-        self.cfg, self.ident, self.store = cfg, ident, store
+    def __init__(self, cfg, ident, boot: Bootstrap, server_pw):
+        self.cfg, self.ident, self.boot = cfg, ident, boot
         self.server_pw = server_pw
         self.started = time.time()
         self.stop = threading.Event()
@@ -712,55 +630,10 @@ class Runtime:
         if user not in users:
             return False
         pw_sha = sha(pw)
-        if hmac.compare_digest(pw_sha, self.store.data.get("token_sha", "")):
+        if hmac.compare_digest(pw_sha, self.boot.data.get("token_sha", "")):
             return True
-        agent_sha = self.store.data.get("agent_sha")
+        agent_sha = self.boot.data.get("agent_sha")
         return user == "node" and bool(agent_sha) and hmac.compare_digest(pw_sha, agent_sha)
-
-
-def node_object(name: str, rec: dict) -> dict:
-    ready = time.time() - rec.get("heartbeat", 0) < NODE_GRACE_S
-    labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-              "kubernetes.io/arch": "amd64"}
-    if rec.get("role") == "server":
-        for r in ("control-plane", "etcd", "master"):
-            labels[f"node-role.kubernetes.io/{r}"] = "true"
-    for lbl in rec.get("labels", []):
-        k, _, v = lbl.partition("=")
-        labels[k] = v
-    taints = []
-    for t in rec.get("taints", []):
-        kv, _, effect = t.partition(":")
-        k, _, v = kv.partition("=")
-        taints.append({"key": k, "value": v, "effect": effect} if v else {"key": k, "effect": effect})
-    iso = lambda t: dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    spec = {"taints": taints} if taints else {}
-    if rec.get("unschedulable"):
-        spec["unschedulable"] = True
-    return {
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "uid": rec.get("uid", ""), "labels": labels,
-                     "creationTimestamp": iso(rec.get("created", 0)),
-                     "annotations": {"rke2.io/node-address": ",".join(rec.get("ips", [])),
-                                     "standin.rke2.lab/note": STANDIN_NOTE}},
-        "spec": spec,
-        "status": {
-            "addresses": [{"type": "InternalIP", "address": ip} for ip in rec.get("ips", [])]
-            + [{"type": "Hostname", "address": name}],
-            "conditions": [{
-                "type": "Ready", "status": "True" if ready else "Unknown",
-                "reason": "KubeletReady" if ready else "NodeStatusUnknown",
-                "message": "kubelet is posting ready status (rke2-standin)" if ready
-                else "Kubelet stopped posting node status.",
-                "lastHeartbeatTime": iso(rec.get("heartbeat", 0))}],
-            "nodeInfo": {"kubeletVersion": rec.get("version", VERSION),
-                         "osImage": "rke2-standin lab host"}},
-    }
-
-
-def status_obj(code: int, reason: str, message: str) -> dict:
-    return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message,
-            "reason": reason, "code": code}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -802,14 +675,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def route(self, method: str) -> None:
         try:
-            path = urllib.parse.urlsplit(self.path).path
-            if self.server.role == "supervisor":
-                self.supervisor(method, path)
-            else:
-                self.api(method, path)
+            self.supervisor(method, urllib.parse.urlsplit(self.path).path)
         except Exception as e:  # report, never kill the server thread silently
-            log("error", f"{self.server.role} {method} {self.path}: {type(e).__name__}: {e}")
-            self.reply(500, status_obj(500, "InternalError", str(e)))
+            log("error", f"supervisor {method} {self.path}: {type(e).__name__}: {e}")
+            self.reply(500, f"{type(e).__name__}: {e}", "text/plain")
 
     # --- 9345 ---
     def supervisor(self, method: str, path: str) -> None:
@@ -818,17 +687,13 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, "pong", "text/plain")
         if path == "/cacerts":
             return self.reply(200, read_bytes(f"{TLS}/server-ca.crt"), "text/plain")
-        if path.startswith("/v1-rke2/standin-node") and method == "POST":
-            if not rt.auth_ok(auth, ("node", "server")):
-                return self.reply(401, "Unauthorized", "text/plain")
-            return self.register_node(self.body_json())
-        if ENGINE == "realparts" and path in NODE_CERTS and method == "POST":
+        if path in NODE_CERTS and method == "POST":
             if not rt.auth_ok(auth, ("node", "server")):
                 return self.reply(401, "Unauthorized", "text/plain")
             return self.node_cert(path)
         if not rt.auth_ok(auth, ("server",)):
             return self.reply(401, "Unauthorized", "text/plain")
-        if ENGINE == "realparts" and path == "/db/info":
+        if path == "/db/info":
             # k3s pkg/etcd/etcd.go `handler`/`infoHandler`: the member list for joiners
             # (auth.IsLocalOrHasRole(<program>:server): the server token).
             members = etcdctl_json("member", "list")
@@ -839,30 +704,13 @@ class Handler(BaseHTTPRequestHandler):
             files = {f"{rel}.{ext}": read_bytes(f"{TLS}/{rel}.{ext}").decode()
                      for rel, _ in CA_SET for ext in ("crt", "key")}
             files["service.key"] = read_bytes(f"{TLS}/service.key").decode()
-            return self.reply(200, {"files": files, "datastore": rt.store.snapshot()})
+            return self.reply(200, {"files": files, "bootstrap": rt.boot.data})
         if path == "/v1-rke2/config":
-            return self.reply(200, rt.store.data.get("critical", {}))
-        if path == "/v1-rke2/standin-etcd-join" and method == "POST":
-            return self.etcd_join(self.body_json())
-        if path == "/v1-rke2/standin-sync" and method == "POST":
-            ok = rt.store.merge(self.body_json())
-            return self.reply(200 if ok else 409, {"merged": ok})
+            return self.reply(200, rt.boot.data.get("critical", {}))
         self.reply(404, "404 page not found", "text/plain")
 
-    def etcd_join(self, req: dict) -> None:
-        store = self.rt.store
-        with store.lock:
-            now_ = time.time()
-            for name, m in store.items("members"):
-                if name != req["name"] and m.get("learner_until", 0) > now_:
-                    return self.reply(409, {"error": "etcdserver: too many learner members in cluster"})
-            store.put("members", req["name"], {"peer": req["peer"], "learner_until": now_ + LEARNER_S,
-                                               "added": now_})
-        info(f"etcd: added learner member {req['name']}={req['peer']}")
-        self.reply(200, {"datastore": store.snapshot()})
-
     def node_cert(self, path: str) -> None:
-        """Engine realparts: k3s-io/k3s pkg/server/handlers/handlers.go `ClientKubeletCert`:
+        """k3s-io/k3s pkg/server/handlers/handlers.go `ClientKubeletCert`:
         the node is authenticated by its node password (nodepassword.GetNodeAuthValidator:
         headers <program>-Node-Name / -Node-Password, checked against secret
         kube-system/<node>.node-password.<program>, created on first use), then the client CA
@@ -888,99 +736,6 @@ class Handler(BaseHTTPRequestHandler):
                          _PublicOnly(csr.public_key()), False, True)
         self.reply(200, cert_pem(cert) + read_bytes(f"{TLS}/client-ca.crt"), "text/plain")
 
-    def register_node(self, req: dict) -> None:
-        store, name = self.rt.store, req["name"]
-        secret = f"kube-system/{name}.node-password.rke2"
-        stored = store.get("secrets", secret)
-        pw_hash = sha(req["password"])
-        if stored and not hmac.compare_digest(stored["data"]["hash"], pw_hash):
-            return self.reply(403, "Node password rejected, duplicate hostname or contents of "
-                                   "'/etc/rancher/node/password' may not match server node-passwd "
-                                   "entry, try enabling a unique node name with the --with-node-id flag",
-                              "text/plain")
-        if not stored:
-            store.put("secrets", secret, {"data": {"hash": pw_hash}, "type": "rke2.io/node-password"})
-        rec = store.get("nodes", name) or {"created": time.time(), "uid": str(uuid.uuid4())}
-        if not store.get("nodes", name):
-            info(f"node {name} registered ({req.get('role', 'agent')}, {req.get('ips')})")
-        rec.update({"heartbeat": time.time(), "ips": req.get("ips", []),
-                    "labels": req.get("labels", []), "taints": req.get("taints", []),
-                    "role": req.get("role", "agent"), "version": req.get("version", VERSION)})
-        store.put("nodes", name, rec)
-        self.reply(200, {"ok": True})
-
-    # --- 6443 ---
-    def api(self, method: str, path: str) -> None:
-        rt = self.rt
-        if path in ("/readyz", "/livez", "/healthz"):
-            q = urllib.parse.urlsplit(self.path).query
-            body = "[+]ping ok\n[+]etcd ok\nreadyz check passed (rke2-standin)\n" if "verbose" in q else "ok"
-            return self.reply(200, body, "text/plain")
-        if path == "/version":
-            m = re.match(r"v(\d+)\.(\d+)", VERSION)
-            return self.reply(200, {"major": m.group(1) if m else "", "minor": m.group(2) if m else "",
-                                    "gitVersion": VERSION, "platform": "linux/amd64",
-                                    "goVersion": "standin", "note": STANDIN_NOTE})
-        if not self.connection.getpeercert():
-            return self.reply(401, status_obj(401, "Unauthorized", "Unauthorized"))
-        parts = [p for p in path.split("/") if p]
-        if parts[:2] != ["api", "v1"]:
-            return self.reply(404, status_obj(404, "NotFound", "the server could not find the requested resource"))
-        rest = parts[2:]
-        store = rt.store
-        if rest == ["nodes"] and method == "GET":
-            items = [node_object(n, r) for n, r in store.items("nodes")]
-            return self.reply(200, {"apiVersion": "v1", "kind": "NodeList", "items": items})
-        if len(rest) == 2 and rest[0] == "nodes":
-            name = rest[1]
-            rec = store.get("nodes", name)
-            if rec is None:
-                return self.reply(404, status_obj(404, "NotFound", f'nodes "{name}" not found'))
-            if method == "DELETE":
-                store.put("nodes", name, None)
-                # RKE2 removes the node's password secret with the node
-                store.put("secrets", f"kube-system/{name}.node-password.rke2", None)
-                info(f"node {name} deleted")
-                return self.reply(200, {"kind": "Status", "status": "Success"})
-            if method == "PATCH":
-                patch = self.body_json()
-                if "unschedulable" in patch.get("spec", {}):
-                    rec["unschedulable"] = bool(patch["spec"]["unschedulable"])
-                    store.put("nodes", name, rec)
-            return self.reply(200, node_object(name, rec))
-        if len(rest) == 2 and rest[0] == "namespaces" and method == "GET":
-            if rest[1] not in ("default", "kube-system", "kube-public", "kube-node-lease"):
-                return self.reply(404, status_obj(404, "NotFound", f'namespaces "{rest[1]}" not found'))
-            uid = store.data["cluster_id"] if rest[1] == "kube-system" else sha(
-                store.data["cluster_id"] + rest[1])[:32]
-            return self.reply(200, {"apiVersion": "v1", "kind": "Namespace",
-                                    "metadata": {"name": rest[1], "uid": uid},
-                                    "status": {"phase": "Active"}})
-        if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] == "secrets":
-            ns = rest[1]
-            if len(rest) == 3 and method == "GET":
-                items = [self.secret_obj(k, v) for k, v in store.items("secrets")
-                         if k.startswith(ns + "/")]
-                return self.reply(200, {"apiVersion": "v1", "kind": "SecretList", "items": items})
-            key = f"{ns}/{rest[3]}"
-            rec = store.get("secrets", key)
-            if rec is None:
-                return self.reply(404, status_obj(404, "NotFound", f'secrets "{rest[3]}" not found'))
-            if method == "DELETE":
-                store.put("secrets", key, None)
-                info(f"secret {key} deleted")
-                return self.reply(200, {"kind": "Status", "status": "Success"})
-            return self.reply(200, self.secret_obj(key, rec))
-        self.reply(404, status_obj(404, "NotFound", "the server could not find the requested resource"))
-
-    @staticmethod
-    def secret_obj(key: str, rec: dict) -> dict:
-        ns, _, name = key.partition("/")
-        data = {k: base64.b64encode(v.encode()).decode() for k, v in rec.get("data", {}).items()}
-        return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns},
-                "type": rec.get("type", "Opaque"), "data": data}
-
-
 NODE_CERTS = {"/v1-rke2/client-kubelet.crt": ("system:node:{node}", ["system:nodes"]),
               "/v1-rke2/client-rk2lab-kwok.crt": ("rk2lab-kwok", ["rk2lab:kwok"])}
 
@@ -998,8 +753,8 @@ class _PublicOnly:
 def node_password_check(name: str, password: str) -> tuple[str, int]:
     """k3s-io/k3s pkg/nodepassword/nodepassword.go `Ensure`: secret
     kube-system/<node>.node-password.rke2 holds the hash of the node's password; a first
-    request creates it, a later one with another password is refused (403). Engine
-    realparts keeps the secret in the real API (the hash is the lab's: sha256)."""
+    request creates it, a later one with another password is refused (403). The
+    secret is in the real API (the hash is the lab's: sha256)."""
     secret = f"{name}.node-password.rke2"
     res = kubectl_real("-n", "kube-system", "get", "secret", secret, "-o",
                        "jsonpath={.data.hash}", "--request-timeout=5s", timeout=15)
@@ -1025,8 +780,8 @@ class TLSServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, port: int, ctx: ssl.SSLContext, rt: Runtime, role: str):
-        self.ctx, self.rt, self.role = ctx, rt, role
+    def __init__(self, port: int, ctx: ssl.SSLContext, rt: Runtime):
+        self.ctx, self.rt = ctx, rt
         super().__init__(("0.0.0.0", port), Handler)
 
     def finish_request(self, request, client_address):
@@ -1055,45 +810,54 @@ def doc_names(doc: dict | None) -> set:
     return {v for k, v in doc["metadata"].get("annotations", {}).items() if k.startswith(CN_PREFIX)}
 
 
+# rancher/dynamiclistener v0.6.2 factory/gen.go: names that do not match cnRegexp are dropped
+# ("dropping invalid CN"); getAnnotationKey shortens keys of 64 characters or more and those
+# with ':' (IPv6), which Kubernetes refuses in an annotation name.
+VALID_CN = re.compile(r"^([A-Za-z0-9:][-A-Za-z0-9_.:]*)?[A-Za-z0-9:]$")
+
+
+def cn_annotation(name: str) -> str:
+    key = CN_PREFIX + name
+    if len(key) < 64 and ":" not in key:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()[:6]
+    return key.replace(":", "_")[:56] + "-" + digest
+
+
 def sign_supervisor_doc(names: set, key=None) -> dict:
     ca_cert, ca_key = load_pair("server-ca")
     key = key or new_key()
+    for bad in sorted(n for n in names if not VALID_CN.match(n)):
+        log("error", f"dropping invalid CN: {bad}")
+    names = {n for n in names if VALID_CN.match(n)}
     ips = {n for n in names if is_ip(n)}
     cert = sign_leaf("rke2", ["rke2"], names - ips, ips, ca_cert, ca_key, key, True, False)
     return {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
             "metadata": {"name": "rke2-serving", "namespace": "kube-system", "annotations": {
-                f"{CN_PREFIX}{n}": n for n in sorted(names)}},
+                cn_annotation(n): n for n in sorted(names)}},
             "data": {"tls.crt": base64.b64encode(cert_pem(cert) + cert_pem(ca_cert)).decode(),
                      "tls.key": base64.b64encode(key_pem(key)).decode()}}
 
 
 class ApiUnreachable(Exception):
-    """Engine realparts: the real API does not answer (yet), so the secret is unknown."""
+    """The real API does not answer (yet), so the secret is unknown."""
 
 
 def shared_doc(rt: Runtime) -> dict | None:
-    if ENGINE == "realparts":  # the secret lives in the real API
-        res = kubectl_real("-n", "kube-system", "get", "secret", "rke2-serving", "-o", "json",
-                           "--request-timeout=3s", timeout=10)
-        if res.returncode != 0:
-            if "NotFound" in res.stderr:
-                return None
-            raise ApiUnreachable(res.stderr.strip())
-        got = json.loads(res.stdout)
-        return {"metadata": {"annotations": got["metadata"].get("annotations", {})}, "data": got["data"]}
-    rec = rt.store.get("secrets", SERVING_SECRET)
-    return rec.get("doc") if rec else None
+    res = kubectl_real("-n", "kube-system", "get", "secret", "rke2-serving", "-o", "json",
+                       "--request-timeout=3s", timeout=10)
+    if res.returncode != 0:
+        if "NotFound" in res.stderr:
+            return None
+        raise ApiUnreachable(res.stderr.strip())
+    got = json.loads(res.stdout)
+    return {"metadata": {"annotations": got["metadata"].get("annotations", {})}, "data": got["data"]}
 
 
 def put_shared_doc(rt: Runtime, doc: dict) -> None:
-    if ENGINE == "realparts":
-        res = kubectl_real("apply", "-f", "-", "--request-timeout=3s", data=json.dumps(doc), timeout=10)
-        if res.returncode != 0:
-            log("warning", f"could not write secret {SERVING_SECRET}: {res.stderr.strip()}")
-        return
-    rt.store.put("secrets", SERVING_SECRET, {
-        "doc": doc, "type": "kubernetes.io/tls",
-        "data": {"tls.crt": base64.b64decode(doc["data"]["tls.crt"]).decode()}})
+    res = kubectl_real("apply", "-f", "-", "--request-timeout=3s", data=json.dumps(doc), timeout=10)
+    if res.returncode != 0:
+        log("warning", f"could not write secret {SERVING_SECRET}: {res.stderr.strip()}")
 
 
 def use_supervisor_doc(doc: dict) -> None:
@@ -1146,9 +910,8 @@ def watch_serving_secret(rt: Runtime, doc: dict, sup_ctx: ssl.SSLContext) -> Non
     a watch on the secret; update() -> saveInK8s()): a deleted secret is created again from
     the cached certificate, and names another server added to the shared secret are merged
     into this server's certificate (and the union written back)."""
-    # A watch reacts at once (the imitation's file is only re-read when it changed); the real
-    # API is polled every second.
-    while not rt.stop.wait(1.0 if ENGINE == "realparts" else 0.1):
+    # A watch reacts at once; here the API is polled every second.
+    while not rt.stop.wait(1.0):
         try:
             shared = shared_doc(rt)
         except ApiUnreachable:
@@ -1170,59 +933,22 @@ def watch_serving_secret(rt: Runtime, doc: dict, sup_ctx: ssl.SSLContext) -> Non
             put_shared_doc(rt, doc)
 
 
-# --- the API server: like RKE2's static kube-apiserver pod, it outlives a stop of the unit ---
-APISERVER_PID = f"{DATA_DIR}/server/standin-apiserver.pid"
-APISERVER_ENV = "RKE2_STANDIN_APISERVER"
-
-
-def apiserver_pid() -> int | None:
-    """The running API server process of this host, if any."""
-    try:
-        pid = int(read_bytes(APISERVER_PID).decode().strip())
-        environ = read_bytes(f"/proc/{pid}/environ")
-    except (OSError, ValueError):
-        return None
-    return pid if f"{APISERVER_ENV}=1".encode() in environ.split(b"\0") else None
-
-
-def restart_apiserver() -> None:
-    """At each start the kubelet runs the kube-apiserver static pod again with the current
-    certificates. The unit's KillMode=process (rancher/rke2
-    bundle/lib/systemd/system/rke2-server.service) leaves the pod running when the unit
-    stops, so the API answers while rke2-server is stopped; rke2-killall.sh ends it."""
-    old = apiserver_pid()
-    if old:
-        os.kill(old, signal.SIGTERM)
-        deadline = time.time() + 5
-        while time.time() < deadline and os.path.exists(f"/proc/{old}"):
-            time.sleep(0.1)
-        if os.path.exists(f"/proc/{old}"):
-            os.kill(old, signal.SIGKILL)
-    env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
-    env[APISERVER_ENV] = "1"
-    proc = subprocess.Popen([sys.executable, os.path.abspath(sys.argv[0]), "server"], env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
-    write_file(APISERVER_PID, f"{proc.pid}\n")
-    deadline = time.time() + 15
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            fatal(f"kube-apiserver exited with {proc.returncode}; see {LOG_FILE}")
-        try:
-            socket.create_connection(("127.0.0.1", 6443), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    fatal("kube-apiserver did not listen on :6443 within 15s")
-
-
-# --- engine "realparts": the real control plane ---------------------------------------------
+# --- the control plane on the real parts ------------------------------------------------
 CHILDREN_DIR = f"{DATA_DIR}/server/standin-parts"  # <name>.pid of each running part
 PART_LOGS = f"{DATA_DIR}/agent/logs"
+def require_parts(*names: str) -> None:
+    """The lab binds the real parts into every host made after they were built; say so
+    plainly when a host has none (a lab made too early)."""
+    missing = [n for n in names if not os.access(f"{PARTS_DIR}/{n}", os.X_OK)]
+    if missing:
+        fatal(f"the lab's real parts are not in this host ({PARTS_DIR}: no {', '.join(missing)}); "
+              "make the lab after the parts are built (tests/lab/fixtures.py realparts_artifacts)")
+
+
 def _realparts():
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(sys.argv[0])),
                                     "..", "share", "rke2-standin"))
-    import rk2lab_realparts.parts as parts  # shipped by build_artifacts(engine="realparts")
+    import rk2lab_realparts.parts as parts  # shipped in the tarball by build_artifacts
     return parts
 
 
@@ -1474,7 +1200,8 @@ def etcd_test(ident: Identity, member: str) -> str | None:
             f"expect: {member}={ident.peer_url}")
 
 
-def start_real_control_plane(cfg: dict, ident: Identity, member: str, join: tuple | None = None) -> None:
+def start_real_control_plane(cfg: dict, ident: Identity, member: str, stop: threading.Event,
+                             join: tuple | None = None) -> bool:
     """A server's control plane on the real parts, as RKE2 runs its static pods: the
     certificates k3s issues for them (pkg/daemons/control/deps/deps.go genServerCerts,
     genETCDCerts), etcd with data in server/db/etcd, kube-apiserver on 6443 (against this
@@ -1482,7 +1209,10 @@ def start_real_control_plane(cfg: dict, ident: Identity, member: str, join: tupl
     (leader election on, their default), this node's Node kept Ready by kwok in place of the
     kubelet. `join` = (url, ssl context, token password) on a joining server's first start:
     etcd joins as a learner (`real_etcd_join`) and nothing else starts before the leader
-    has promoted it (k3s `Test` fails with "not yet been promoted" until then)."""
+    has promoted it (k3s `Test` fails with "not yet been promoted" until then). A server
+    whose etcd member has another peer URL (a moved node: etcd itself starts, keeping the
+    old URL) never gets past `Test`: "not a member of the etcd cluster", retried until
+    `stop` is set (then False), as k3s does (it neither exits nor becomes ready)."""
     parts = _realparts()
     ip = ident.ips[0]
     ensure_etcd_leaves(ident)
@@ -1504,15 +1234,19 @@ def start_real_control_plane(cfg: dict, ident: Identity, member: str, join: tupl
         initial = real_etcd_join(*join, ident, member)
         etcd = spawn_part("etcd", parts.etcd_args(f"{PARTS_DIR}/etcd", member, ip, ETCD_DIR, TLS,
                                                   initial_cluster=initial, state="existing"))
-    # k3s waits on `Test` (retried every 5 s, no time limit) before the API server starts.
+    # k3s pkg/cluster/managed.go `testClusterDB`: `Test` until it passes, logging "Failed to
+    # test data store connection" every 5 s, no time limit, before the API server starts.
+    # (Tested every second here, logged every 5 s: a join in the lab waits less.)
     last, next_log = None, 0.0
     while (err := etcd_test(ident, member)) is not None:
         if etcd.poll() is not None:
             fatal(f"etcd exited with {etcd.returncode}; see {PART_LOGS}/etcd.log")
         if err != last or time.time() >= next_log:
-            info(f"Waiting for etcd: {err}")
+            info(f"Failed to test data store connection: {err}")
             last, next_log = err, time.time() + NOT_MEMBER_RETRY_S
-        time.sleep(1)
+        if stop.wait(1):
+            return False
+    info("Data store connection OK")
     wait_until("etcd healthy", lambda: etcdctl("endpoint", "health").returncode == 0, etcd)
     svc = str(cfg.get("service-cidr") or CRITICAL["service-cidr"])
     api = spawn_part("kube-apiserver", parts.apiserver_args(
@@ -1550,6 +1284,7 @@ def start_real_control_plane(cfg: dict, ident: Identity, member: str, join: tupl
     ).stdout == "True", kwok)
     start_pod_ready_resync(ident.name, f"{cred}/rk2lab-kwok.kubeconfig")
     info(f"control plane on the real parts is up; node {ident.name} is Ready")
+    return True
 
 
 POD_RESYNC_S = 10
@@ -1635,36 +1370,12 @@ def real_etcd_restore(path: str, ident: Identity, member: str) -> None:
     if res.returncode != 0:
         fatal(f"etcd snapshot restore {path}: {etcd_last_error(res)}")
     os.chmod(ETCD_DIR, 0o700)
-    # The stand-in's own records (its datastore with the bootstrap data, the member name) sit
-    # beside etcd's data; in k3s the bootstrap data is inside etcd and comes back with it.
-    for f in ("name", os.path.basename(DATASTORE_FILE), os.path.basename(MEMBER_FILE)):
+    # The stand-in's own records (the bootstrap data, the member name) sit beside etcd's
+    # data; in k3s the bootstrap data is inside etcd and comes back with it.
+    for f in ("name", os.path.basename(BOOTSTRAP_FILE)):
         if os.path.exists(f"{old}/{f}"):
             shutil.copy2(f"{old}/{f}", f"{ETCD_DIR}/{f}")
     info(f"etcd data restored from {path}")
-
-
-def apiserver_main() -> int:
-    log.open(LOG_FILE)
-    store = Store()
-    rt = Runtime({}, None, store, None)
-    api_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    api_ctx.load_cert_chain(f"{TLS}/serving-kube-apiserver.crt", f"{TLS}/serving-kube-apiserver.key")
-    api_ctx.verify_mode = ssl.CERT_OPTIONAL
-    api_ctx.load_verify_locations(f"{TLS}/client-ca.crt")
-    deadline = time.time() + 10
-    while True:
-        try:
-            srv = TLSServer(6443, api_ctx, rt, "api")
-            break
-        except OSError as e:
-            if time.time() > deadline:
-                fatal(f"kube-apiserver: listen tcp :6443: bind: {e.strerror}")
-            time.sleep(0.2)
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=srv.shutdown, daemon=True).start())
-    info(f"kube-apiserver (rke2-standin, pid {os.getpid()}) serving on :6443")
-    srv.serve_forever()
-    srv.server_close()
-    return 0
 
 
 def write_kubeconfig(cfg: dict) -> None:
@@ -1688,18 +1399,6 @@ def write_kubeconfig(cfg: dict) -> None:
     info(f"Wrote kubeconfig {path} (mode {mode_s})")
 
 
-def install_kubectl() -> None:
-    """RKE2 unpacks kubectl into data/<version>/bin and links bin/ to it at start."""
-    data_bin = f"{DATA_DIR}/data/{VERSION}/bin"
-    os.makedirs(data_bin, exist_ok=True)
-    shutil.copy(os.path.realpath(sys.argv[0]), f"{data_bin}/kubectl")
-    os.chmod(f"{data_bin}/kubectl", 0o755)
-    link = f"{DATA_DIR}/bin"
-    if not os.path.islink(link):
-        shutil.rmtree(link, ignore_errors=True)
-        os.symlink(data_bin, link)
-
-
 def member_name_for(ident: Identity) -> str:
     path = f"{ETCD_DIR}/name"
     if os.path.exists(path):
@@ -1708,17 +1407,17 @@ def member_name_for(ident: Identity) -> str:
     return f"{ident.name}-{secrets.token_hex(4)}"
 
 
-def record_member(name: str, peer: str) -> None:
-    if ENGINE != "realparts":  # real etcd makes its own data dir (a WAL dir means "restart")
-        os.makedirs(f"{ETCD_DIR}/member/wal", exist_ok=True)
-        os.makedirs(f"{ETCD_DIR}/member/snap", exist_ok=True)
+def record_member(name: str) -> None:
+    """k3s `(*ETCD).setName`: the member name in server/db/etcd/name (etcd makes the rest of
+    the data dir itself; its member/wal directory means "initialized")."""
     os.makedirs(ETCD_DIR, mode=0o700, exist_ok=True)
     write_file(f"{ETCD_DIR}/name", name + "\n", 0o600)
-    write_file(MEMBER_FILE, json.dumps({"name": name, "peer": peer}), 0o600)
 
 
 def join_cluster(cfg: dict, ident: Identity, member: str) -> tuple:
-    """First start of a joining server: CA check, bootstrap, config check, etcd join."""
+    """First start of a joining server: CA check, bootstrap, config check. Returns the
+    bootstrap record, the token password and (url, ssl context, password) for the etcd join,
+    which start_real_control_plane does (real_etcd_join)."""
     url = str(cfg["server"]).rstrip("/")
     if not cfg.get("token"):
         fatal("--token is required to join a cluster")
@@ -1734,79 +1433,55 @@ def join_cluster(cfg: dict, ident: Identity, member: str) -> tuple:
     if status != 200:
         fatal(f"failed to get bootstrap data from {url}: {status} "
               f"{'Unauthorized (token rejected)' if status == 401 else body[:200]!r}")
-    boot = json.loads(body)
-    theirs, mine = boot["datastore"].get("critical", {}), critical_values(cfg)
+    got = json.loads(body)
+    theirs, mine = got["bootstrap"].get("critical", {}), critical_values(cfg)
     bad = sorted(k for k in CRITICAL if theirs.get(k) != mine.get(k))
-    if cfg.get("agent-token") and sha(parse_token(cfg["agent-token"])[2]) != boot["datastore"].get("agent_sha"):
+    if cfg.get("agent-token") and sha(parse_token(cfg["agent-token"])[2]) != got["bootstrap"].get("agent_sha"):
         bad.append("agent-token")
     if bad:
         fatal(f"failed to validate server configuration: critical configuration value mismatch "
               f"between servers: {', '.join(bad)}")
-    for rel, text in boot["files"].items():
+    for rel, text in got["files"].items():
         path = f"{TLS}/{rel}"
         if os.path.exists(path) and read_bytes(path).decode() != text:
             fatal(f"{path} on disk differs from the cluster's; remove it or place the cluster's file")
         write_file(path, text, 0o600 if rel.endswith(".key") else 0o644)
-    store = Store(boot["datastore"])
-    if ENGINE == "realparts":
-        # The real etcd join happens in start_real_control_plane (real_etcd_join); the
-        # cluster's token, agent token and critical values stay in this file as on the first.
-        store.save()
-        return store, pw, (url, ctx, pw)
-    attempt = 0
-    while True:
-        status, body = request(f"{url}/v1-rke2/standin-etcd-join", ctx, "POST",
-                               {"name": member, "peer": ident.peer_url}, ("server", pw))
-        if status == 200:
-            break
-        if status != 409:
-            fatal(f"failed to join etcd cluster via {url}: {status} {body[:200]!r}")
-        if attempt % 5 == 0:
-            warn(f"etcd join: {json.loads(body)['error']}; retrying")
-        attempt += 1
-        time.sleep(1)
-    store.merge(json.loads(body)["datastore"])
-    info(f"etcd: joined as learner {member}={ident.peer_url} via {url}")
-    time.sleep(LEARNER_S)
-    info(f"etcd: learner {member} promoted to voting member")
-    return store, pw, None
+    boot = Bootstrap(got["bootstrap"])
+    boot.save()
+    info(f"bootstrap data of cluster {boot.data.get('cluster_id')} taken from {url}")
+    return boot, pw, (url, ctx, pw)
 
 
 def server_main(args: list) -> int:
-    if os.environ.get(APISERVER_ENV) == "1":
-        return apiserver_main()
     cli = parse_cli(args)
     log.open(LOG_FILE)
     info(f"Starting rke2 {VERSION} server ({STANDIN_NOTE})")
     cfg = load_config(cli)
     validate_profile(cfg, "server")
+    require_parts("etcd", "etcdctl", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
+                  "kwok", "kubectl")
     ident = Identity(cfg)
     os.makedirs(TLS, mode=0o700, exist_ok=True)
-    initialized = os.path.exists(MEMBER_FILE)
+    initialized = os.path.isdir(WAL_DIR)  # k3s (*ETCD).IsInitialized
     member = member_name_for(ident)
     join = None  # (url, ssl context, token password) when etcd must join through the server URL
     if cli.get("cluster-reset"):
         return cluster_reset(cfg, ident, member, initialized)
     if initialized:
-        with open(MEMBER_FILE) as f:
-            rec = json.load(f)
-        if rec["peer"] != ident.peer_url:
-            return not_a_member(rec, ident)
         if cfg.get("server"):
             info("etcd data exists; ignoring server: (the node is already a cluster member)")
-        store = Store()
+        try:
+            boot = Bootstrap()
+        except FileNotFoundError:
+            fatal(f"etcd data in {ETCD_DIR} but no bootstrap data ({BOOTSTRAP_FILE})")
         token_file = f"{DATA_DIR}/server/token"
         stored_pw = parse_token(read_bytes(token_file).decode())[2] if os.path.exists(token_file) else None
         pw = parse_token(cfg["token"])[2] if cfg.get("token") else stored_pw
-        if pw is None or sha(pw) != store.data.get("token_sha"):
+        if pw is None or sha(pw) != boot.data.get("token_sha"):
             fatal("bootstrap data already found and encrypted with different token")
     elif cfg.get("server"):
-        store, pw, join = join_cluster(cfg, ident, member)
-        if join is None:
-            record_member(member, ident.peer_url)
-        else:  # realparts: the member name first; "initialized" once etcd has joined
-            os.makedirs(ETCD_DIR, mode=0o700, exist_ok=True)
-            write_file(f"{ETCD_DIR}/name", member + "\n", 0o600)
+        boot, pw, join = join_cluster(cfg, ident, member)
+        record_member(member)
     else:
         ensure_cas()
         if cfg.get("token"):
@@ -1816,13 +1491,13 @@ def server_main(args: list) -> int:
                       f"{token_hash} != {ca_hash()}")
         else:
             pw = secrets.token_hex(16)
-        store = Store({"cluster_id": str(uuid.uuid4()), "created": time.time(),
-                       "token_sha": sha(pw), "critical": critical_values(cfg)})
+        boot = Bootstrap({"cluster_id": str(uuid.uuid4()), "created": time.time(),
+                          "token_sha": sha(pw), "critical": critical_values(cfg)})
         if cfg.get("agent-token"):
-            store.data["agent_sha"] = sha(parse_token(cfg["agent-token"])[2])
-        store.put("members", member, {"peer": ident.peer_url, "added": time.time()})
-        record_member(member, ident.peer_url)
-        info(f"etcd: initialized new cluster {store.data['cluster_id']} with member "
+            boot.data["agent_sha"] = sha(parse_token(cfg["agent-token"])[2])
+        boot.save()
+        record_member(member)
+        info(f"etcd: initialized new cluster {boot.data['cluster_id']} with member "
              f"{member}={ident.peer_url}")
     ensure_cas()
     hash_ = ca_hash()
@@ -1836,94 +1511,32 @@ def server_main(args: list) -> int:
     ensure_leaf("serving-kube-apiserver", "server-ca", "kube-apiserver", [], dns, ips, True, False)
     ensure_leaf("client-admin", "client-ca", "system:admin", ["system:masters"], set(), set(),
                 False, True)
-    rt = Runtime(cfg, ident, store, pw)
+    rt = Runtime(cfg, ident, boot, pw)
     sup_doc = supervisor_cert(rt)
     write_kubeconfig(cfg)
-    if ENGINE == "realparts":
-        start_real_control_plane(cfg, ident, member, join)
-        if join is not None:
-            record_member(member, ident.peer_url)
-        threading.Thread(target=manage_learners, args=(rt.stop,), daemon=True).start()
-        threading.Thread(target=manage_member_removal, args=(rt.stop,), daemon=True).start()
-    else:
-        install_kubectl()
-        restart_apiserver()
-
+    # The supervisor listens before etcd is started and tested (k3s pkg/cluster/cluster.go
+    # `Start`: initClusterAndHTTPS, then the datastore), so a server that is not (yet) a
+    # member keeps 9345 open while it retries.
     sup_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     sup_ctx.load_cert_chain(SUP_CRT, SUP_KEY)
-    servers = []
     try:
-        servers.append(TLSServer(9345, sup_ctx, rt, "supervisor"))
+        supervisor = TLSServer(9345, sup_ctx, rt)
     except OSError as e:
         fatal(f"listen tcp :9345: bind: {e.strerror}")
-    for s in servers:
-        threading.Thread(target=s.serve_forever, daemon=True).start()
-
-    def heartbeat():
-        while not rt.stop.is_set():
-            rec = store.get("nodes", ident.name) or {"created": time.time(), "uid": str(uuid.uuid4())}
-            rec.update({"heartbeat": time.time(), "ips": ident.ips, "labels": ident.labels,
-                        "taints": ident.taints, "role": "server", "version": VERSION})
-            store.put("nodes", ident.name, rec)
-            rt.stop.wait(HEARTBEAT_S)
-
-    def sync():
-        ctx = client_ctx(read_bytes(f"{TLS}/server-ca.crt").decode(), check_hostname=False)
-        while not rt.stop.is_set():
-            store.changed.wait(5)
-            store.changed.clear()
-            snap = store.snapshot()
-            for name, m in store.items("members"):
-                if name == member:
-                    continue
-                host = urllib.parse.urlsplit(m["peer"]).hostname
-                try:
-                    request(f"https://{host}:9345/v1-rke2/standin-sync", ctx, "POST", snap,
-                            ("server", pw), timeout=3)
-                except (OSError, http.client.HTTPException):
-                    pass
-
-    threading.Thread(target=heartbeat, daemon=True).start()
-    threading.Thread(target=sync, daemon=True).start()
-    threading.Thread(target=watch_serving_secret, args=(rt, sup_doc, sup_ctx), daemon=True).start()
+    threading.Thread(target=supervisor.serve_forever, daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: rt.stop.set())
     signal.signal(signal.SIGINT, lambda *_: rt.stop.set())
+    if not start_real_control_plane(cfg, ident, member, rt.stop, join):
+        supervisor.server_close()
+        return 0  # stopped while etcd was not (yet) usable
+    threading.Thread(target=manage_learners, args=(rt.stop,), daemon=True).start()
+    threading.Thread(target=manage_member_removal, args=(rt.stop,), daemon=True).start()
+    threading.Thread(target=watch_serving_secret, args=(rt, sup_doc, sup_ctx), daemon=True).start()
     sd_notify("READY=1")
     info(f"rke2 is up and running (rke2-standin server {ident.name}, node-ip {ident.ips[0]})")
     rt.stop.wait()
     info("rke2-standin server shutting down")
-    for s in servers:
-        s.server_close()  # the serving threads are daemons and end with the process
-    return 0
-
-
-def not_a_member(rec: dict, ident: Identity) -> int:
-    """As k3s when the etcd member's peer URL no longer matches the node IP (k3s
-    pkg/cluster/managed.go: the etcd connection test fails and is retried every 5 s; the
-    process does not exit and never sends READY=1, so the Type=notify unit stays
-    "activating"; the supervisor listener, opened before the test in cluster.Start ->
-    initClusterAndHTTPS, stays open). Until stopped."""
-    listeners = []
-    for port in (9345,):  # 6443 is the kube-apiserver pod's, started only once etcd is up
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("0.0.0.0", port))
-        except OSError as e:
-            fatal(f"listen tcp :{port}: bind: {e.strerror}")
-        sock.listen(16)
-        listeners.append(sock)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    while not stop.is_set():
-        log("error", f"Failed to test etcd connection: this server is a not a member of the "
-                     f"etcd cluster. Found [{rec['name']}={rec['peer']}], expect: "
-                     f"{rec['name']}={ident.peer_url}")
-        info("Waiting for etcd server to become available")
-        stop.wait(NOT_MEMBER_RETRY_S)
-    for sock in listeners:
-        sock.close()
+    supervisor.server_close()  # the serving threads are daemons and end with the process
     return 0
 
 
@@ -1937,19 +1550,11 @@ def cluster_reset(cfg: dict, ident: Identity, member: str, initialized: bool) ->
         except OSError:
             fatal("another rke2 server is running on this host (port 9345 in use); "
                   "stop rke2-server before --cluster-reset")
-    store = Store()
-    for name, _ in store.items("members"):
-        if name != member:
-            store.put("members", name, None)
-    store.put("members", member, {"peer": ident.peer_url, "added": time.time()})
     restore = cfg.get("cluster-reset-restore-path")
-    if restore and ENGINE != "realparts":
-        fatal("rke2-standin (engine standin): --cluster-reset-restore-path needs engine realparts")
-    if ENGINE == "realparts":
-        if restore:
-            real_etcd_restore(str(restore), ident, member)
-        real_etcd_reset(ident, member)
-    record_member(member, ident.peer_url)
+    if restore:
+        real_etcd_restore(str(restore), ident, member)
+    real_etcd_reset(ident, member)
+    record_member(member)
     dns, ips = ident.api_names()
     ensure_leaf("serving-kube-apiserver", "server-ca", "kube-apiserver", [], dns, ips, True, False)
     info("Managed etcd cluster membership has been reset, restart without --cluster-reset flag "
@@ -1964,6 +1569,7 @@ def agent_main(args: list) -> int:
     info(f"Starting rke2 {VERSION} agent ({STANDIN_NOTE})")
     cfg = load_config(cli)
     validate_profile(cfg, "agent")
+    require_parts("kwok", "kubectl")
     ident = Identity(cfg)
     if not cfg.get("server"):
         fatal("--server is required")
@@ -1978,30 +1584,7 @@ def agent_main(args: list) -> int:
         write_file(NODE_PASSWORD_FILE, secrets.token_hex(16) + "\n", 0o600)
     with open(NODE_PASSWORD_FILE) as f:
         node_pw = f.read().strip()
-    if ENGINE == "realparts":
-        return agent_realparts(ident, url, ctx, pw, node_pw)
-    install_kubectl()
-    body = {"name": ident.name, "password": node_pw, "ips": ident.ips, "labels": ident.labels,
-            "taints": ident.taints, "role": "agent", "version": VERSION}
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    registered = False
-    while not stop.is_set():
-        try:
-            status, resp = request(f"{url}/v1-rke2/standin-node", ctx, "POST", body, ("node", pw))
-            err = "" if status == 200 else f"{status} {resp.decode(errors='replace')[:300]}"
-        except (OSError, http.client.HTTPException) as e:
-            err = str(e)
-        if err:
-            log("error", f"Waiting to retrieve agent configuration; server is not ready: {err}")
-        elif not registered:
-            registered = True
-            sd_notify("READY=1")
-            info(f"rke2 agent is up and running (rke2-standin agent {ident.name}, registered via {url})")
-        stop.wait(HEARTBEAT_S if registered else 2)
-    info("rke2-standin agent shutting down")
-    return 0
+    return agent_on_real_api(ident, url, ctx, pw, node_pw)
 
 
 def fetch_node_cert(url: str, ctx, pw: str, ident: Identity, node_pw: str, endpoint: str,
@@ -2041,8 +1624,8 @@ def fetch_node_cert(url: str, ctx, pw: str, ident: Identity, node_pw: str, endpo
     sys.exit(0)
 
 
-def agent_realparts(ident: Identity, url: str, ctx, pw: str, node_pw: str) -> int:
-    """`rke2 agent` on the real API (engine realparts): the kubelet's client certificate from
+def agent_on_real_api(ident: Identity, url: str, ctx, pw: str, node_pw: str) -> int:
+    """`rke2 agent` on the real API: the kubelet's client certificate from
     the supervisor (CN system:node:<node>, O system:nodes: k3s pkg/server/handlers
     `ClientKubeletCert`), the Node registered with it (the Node authorizer and NodeRestriction
     admit exactly the node's own object), kwok keeping it Ready in place of the kubelet (with
@@ -2146,252 +1729,12 @@ def certificate_main(args: list) -> int:
     return 0
 
 
-# --- kubectl ------------------------------------------------------------------------------
-KUBECTL_VALUE_FLAGS = {"kubeconfig", "namespace", "n", "output", "o", "raw", "timeout", "for",
-                       "selector", "l", "request-timeout", "server", "context", "grace-period"}
-
-
-def jsonpath(obj, template: str) -> str:
-    """The small part of kubectl's JSONPath that scripts use: {.a.b}, [*], [N] and
-    [?(@.k=="v")] filters, with literal text between expressions."""
-    def evaluate(expr: str):
-        vals = [obj]
-        for tok in re.findall(r"\.\.?[\w\-/]+|\[[^\]]*\]|\.\*", expr.lstrip("$")):
-            nxt = []
-            for v in vals:
-                if tok.startswith("[?("):
-                    m = re.fullmatch(r"\[\?\(@\.([\w.\-]+)\s*==\s*['\"](.*)['\"]\)\]", tok)
-                    for item in (v if isinstance(v, list) else []):
-                        cur = item
-                        for part in m.group(1).split("."):
-                            cur = cur.get(part) if isinstance(cur, dict) else None
-                        if str(cur) == m.group(2):
-                            nxt.append(item)
-                elif tok in ("[*]", ".*"):
-                    nxt.extend(v if isinstance(v, list) else list(v.values()) if isinstance(v, dict) else [])
-                elif tok.startswith("["):
-                    idx = tok[1:-1].strip("'\"")
-                    if isinstance(v, list) and idx.lstrip("-").isdigit() and -len(v) <= int(idx) < len(v):
-                        nxt.append(v[int(idx)])
-                    elif isinstance(v, dict) and idx in v:
-                        nxt.append(v[idx])
-                elif isinstance(v, dict) and tok[1:] in v:
-                    nxt.append(v[tok[1:]])
-            vals = nxt
-        return vals
-
-    out = []
-    for literal, expr in re.findall(r"([^{]*)(?:\{([^}]*)\})?", template):
-        out.append(literal)
-        if expr:
-            vals = evaluate(expr.strip())
-            out.append(" ".join(json.dumps(v) if isinstance(v, (dict, list)) else str(v)
-                                for v in vals))
-    return "".join(out)
-
-
-def age(ts: str) -> str:
-    try:
-        secs = int((now() - dt.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(
-            tzinfo=dt.timezone.utc)).total_seconds())
-    except ValueError:
-        return "<unknown>"
-    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
-        if secs >= n:
-            return f"{secs // n}{unit}"
-    return f"{secs}s"
-
-
-class Kube:
-    def __init__(self, kubeconfig: str | None):
-        path = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
-        if not path or not os.path.exists(path):
-            print("The connection to the server localhost:8080 was refused - did you specify "
-                  "the right host or port?", file=sys.stderr)
-            sys.exit(1)
-        with open(path) as f:
-            kc = yaml.safe_load(f)
-        cluster = kc["clusters"][0]["cluster"]
-        user = kc["users"][0]["user"]
-        self.server = cluster["server"].rstrip("/")
-        ca = base64.b64decode(cluster["certificate-authority-data"]).decode()
-        self.ctx = ssl.create_default_context(cadata=ca)
-        self._tmp = f"/tmp/.kubectl-standin-{os.getpid()}.pem"
-        with open(os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-            f.write(base64.b64decode(user["client-certificate-data"]).decode())
-            f.write(base64.b64decode(user["client-key-data"]).decode())
-        try:
-            self.ctx.load_cert_chain(self._tmp)
-        finally:
-            os.unlink(self._tmp)
-
-    def call(self, method: str, path: str, body=None) -> tuple[int, object]:
-        u = urllib.parse.urlsplit(self.server)
-        try:
-            status, data = request(self.server + path, self.ctx, method, body)
-        except ssl.SSLError as e:
-            print(f"Unable to connect to the server: {e}", file=sys.stderr)
-            sys.exit(1)
-        except OSError:
-            print(f"The connection to the server {u.hostname}:{u.port} was refused - did you "
-                  "specify the right host or port?", file=sys.stderr)
-            sys.exit(1)
-        try:
-            return status, json.loads(data)
-        except ValueError:
-            return status, data.decode(errors="replace")
-
-
-def kubectl_main(args: list) -> int:
-    flags, pos = {}, []
-    it = iter(args)
-    for a in it:
-        if a.startswith("-") and a != "-":
-            key, eq, value = a.lstrip("-").partition("=")
-            if not eq and key in KUBECTL_VALUE_FLAGS:
-                value = next(it, "")
-            flags[{"n": "namespace", "o": "output", "l": "selector"}.get(key, key)] = value if (eq or key in KUBECTL_VALUE_FLAGS) else True
-        else:
-            pos.append(a)
-    verb = pos[0] if pos else ""
-    ns = flags.get("namespace", "default")
-    out = flags.get("output", "")
-
-    def unsupported():
-        print(f"kubectl (rke2-standin): unsupported command: {' '.join(args)}", file=sys.stderr)
-        return 1
-
-    def server_error(status, body):
-        msg = body.get("message", body) if isinstance(body, dict) else body
-        reason = body.get("reason", "Unknown") if isinstance(body, dict) else "Unknown"
-        print(f"Error from server ({reason}): {msg}", file=sys.stderr)
-        return 1
-
-    if verb == "version" and "client" in flags:
-        print(f"Client Version: {VERSION}\n({STANDIN_NOTE})")
-        return 0
-    kube = Kube(flags.get("kubeconfig"))
-    if verb == "version":
-        status, body = kube.call("GET", "/version")
-        print(f"Client Version: {VERSION}\nServer Version: {body.get('gitVersion')}")
-        return 0
-    if verb == "cluster-info":
-        print(f"Kubernetes control plane is running at {kube.server}")
-        return 0
-    if verb == "get" and "raw" in flags:
-        status, body = kube.call("GET", flags["raw"])
-        if status >= 300:
-            return server_error(status, body)
-        print(body if isinstance(body, str) else json.dumps(body))
-        return 0
-    kinds = {"node": "nodes", "nodes": "nodes", "no": "nodes", "namespace": "namespaces",
-             "namespaces": "namespaces", "ns": "namespaces", "secret": "secrets",
-             "secrets": "secrets"}
-    if verb in ("get", "delete") and len(pos) >= 2:
-        target = pos[1]
-        if "/" in target:
-            kind, name = target.split("/", 1)
-        else:
-            kind, name = target, (pos[2] if len(pos) > 2 else None)
-        kind = kinds.get(kind)
-        if kind is None:
-            return unsupported()
-        base = f"/api/v1/namespaces/{ns}/secrets" if kind == "secrets" else f"/api/v1/{kind}"
-        if verb == "delete":
-            if not name:
-                return unsupported()
-            status, body = kube.call("DELETE", f"{base}/{name}")
-            if status == 404 and flags.get("ignore-not-found"):
-                return 0
-            if status >= 300:
-                return server_error(status, body)
-            print(f'{kind[:-1]} "{name}" deleted')
-            return 0
-        status, body = kube.call("GET", f"{base}/{name}" if name else base)
-        if status >= 300:
-            return server_error(status, body)
-        if out == "json":
-            print(json.dumps(body, indent=4))
-        elif out == "yaml":
-            print(yaml.safe_dump(body, sort_keys=False), end="")
-        elif out == "name":
-            for item in body.get("items", [body]):
-                print(f"{kind[:-1]}/{item['metadata']['name']}")
-        elif out.startswith("jsonpath="):
-            print(jsonpath(body, out[len("jsonpath="):].strip("'")), end="")
-        elif kind == "nodes":
-            items = body.get("items", [body])
-            rows = [["NAME", "STATUS", "ROLES", "AGE", "VERSION"] + (["INTERNAL-IP"] if out == "wide" else [])]
-            for n in items:
-                ready = next(c for c in n["status"]["conditions"] if c["type"] == "Ready")["status"] == "True"
-                state = "Ready" if ready else "NotReady"
-                if n["spec"].get("unschedulable"):
-                    state += ",SchedulingDisabled"
-                roles = sorted(k.split("/", 1)[1] for k in n["metadata"]["labels"]
-                               if k.startswith("node-role.kubernetes.io/"))
-                row = [n["metadata"]["name"], state, ",".join(roles) or "<none>",
-                       age(n["metadata"]["creationTimestamp"]), n["status"]["nodeInfo"]["kubeletVersion"]]
-                if out == "wide":
-                    row.append(n["status"]["addresses"][0]["address"])
-                rows.append(row)
-            if "no-headers" in flags:
-                rows = rows[1:]
-            widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))] if rows else []
-            for r in rows:
-                print("   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-        else:
-            for item in body.get("items", [body]):
-                print(item["metadata"]["name"])
-        return 0
-    if verb == "wait":
-        cond = str(flags.get("for", ""))
-        m = re.fullmatch(r"condition=(\w+)(?:=(\w+))?", cond)
-        targets = [p.split("/", 1)[1] for p in pos[1:] if p.startswith(("node/", "nodes/"))]
-        if not m or m.group(1) != "Ready" or (not targets and not ("all" in flags and pos[1:2] in (["nodes"], ["node"]))):
-            return unsupported()
-        want = (m.group(2) or "True")
-        limit = parse_duration(str(flags.get("timeout", "30s")))
-        deadline = time.monotonic() + limit
-        while True:
-            status, body = kube.call("GET", "/api/v1/nodes")
-            nodes = {n["metadata"]["name"]: n for n in body.get("items", [])}
-            names = targets or list(nodes)
-            pending = [n for n in names if n not in nodes or next(
-                c for c in nodes[n]["status"]["conditions"] if c["type"] == "Ready")["status"] != want]
-            if not pending:
-                for n in names:
-                    print(f"node/{n} condition met")
-                return 0
-            if time.monotonic() > deadline:
-                for n in pending:
-                    if n not in nodes:
-                        print(f'Error from server (NotFound): nodes "{n}" not found', file=sys.stderr)
-                    else:
-                        print(f"error: timed out waiting for the condition on nodes/{n}", file=sys.stderr)
-                return 1
-            time.sleep(1)
-    if verb in ("cordon", "uncordon", "drain") and len(pos) >= 2:
-        name = pos[1].split("/")[-1]
-        status, body = kube.call("PATCH", f"/api/v1/nodes/{name}",
-                                 {"spec": {"unschedulable": verb != "uncordon"}})
-        if status >= 300:
-            return server_error(status, body)
-        print(f"node/{name} {'cordoned' if verb == 'cordon' else 'uncordoned' if verb == 'uncordon' else 'drained'}")
-        return 0
-    return unsupported()
-
-
-def parse_duration(s: str) -> float:
-    total = 0.0
-    for num, unit in re.findall(r"([\d.]+)(ms|s|m|h)?", s):
-        total += float(num) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "": 1}[unit or ""]
-    return total or 30
-
-
+# --- etcd-snapshot ------------------------------------------------------------------------
 def etcd_snapshot_main(args: list) -> int:
     """`etcd-snapshot save [--name N]` (k3s pkg/cli/etcdsnapshot): a local snapshot file
     <name>-<node name>-<unix time> under server/db/snapshots, taken from this server's etcd
-    data (refused without it). The file records the data directory's listing, not etcd data."""
+    data (refused without it), in etcd's own snapshot format (k3s (*ETCD).Snapshot uses the
+    etcd client's snapshot.SaveWithVersion, as `etcdctl snapshot save` does)."""
     if not args or args[0] != "save":
         print("rke2 (standin): etcd-snapshot supports only `save [--name NAME]`", file=sys.stderr)
         return 1
@@ -2404,28 +1747,18 @@ def etcd_snapshot_main(args: list) -> int:
     snapshots = f"{DATA_DIR}/server/db/snapshots"
     os.makedirs(snapshots, exist_ok=True)
     path = f"{snapshots}/{name}-{socket.gethostname().lower()}-{int(time.time())}"
-    if ENGINE == "realparts":
-        # The running member's data, in etcd's own snapshot format (k3s (*ETCD).Snapshot
-        # uses the etcd client's snapshot.SaveWithVersion, as `etcdctl snapshot save` does).
-        res = etcdctl("snapshot", "save", path, timeout=120)
-        if res.returncode != 0:
-            print(f"rke2 (standin): etcd-snapshot: {etcd_last_error(res)}", file=sys.stderr)
-            return 1
-        os.chmod(path, 0o600)
-        print(f"Snapshot {os.path.basename(path)} saved.", file=sys.stderr)
-        return 0
-    with open(path, "w") as f:
-        f.write("\n".join(sorted(os.listdir(ETCD_DIR))) + "\n")
+    res = etcdctl("snapshot", "save", path, timeout=120)
+    if res.returncode != 0:
+        print(f"rke2 (standin): etcd-snapshot: {etcd_last_error(res)}", file=sys.stderr)
+        return 1
+    os.chmod(path, 0o600)
     print(f"Snapshot {os.path.basename(path)} saved.", file=sys.stderr)
     return 0
 
 
 # --- entry --------------------------------------------------------------------------------
 def main() -> int:
-    prog = os.path.basename(sys.argv[0])
     args = sys.argv[1:]
-    if prog == "kubectl":
-        return kubectl_main(args)
     if not args or args[0] in ("-h", "--help", "help"):
         print(f"rke2 {VERSION} (standin)\n{STANDIN_NOTE}\n\nCommands: server, agent, "
               "certificate check|rotate, --version")
