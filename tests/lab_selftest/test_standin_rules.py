@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import importlib.util
 from pathlib import Path
 
@@ -52,3 +53,32 @@ def test_units_keep_rke2s_service_settings():
                      "EnvironmentFile=-/usr/local/lib/systemd/system/%N.env"):
             assert line in unit, (role, line)
         assert not [ln for ln in unit if ln.startswith("StartLimit")], role
+
+
+# rancher/dynamiclistener v0.6.2 factory/gen.go: `cnRegexp` decides which names are kept;
+# `getAnnotationKey` keeps "listener.cattle.io/cn-<name>" when it is shorter than 64 characters
+# and has no ':', else replaces ':' by '_', cuts to 56 characters and appends '-' and the
+# first 6 hex digits of the sha256 of the whole unshortened key. Kubernetes refuses annotation
+# names beyond 63 characters or with ':' (apimachinery validation IsQualifiedName), which is
+# how the lab found the stand-in writing "listener.cattle.io/cn-::1".
+QUALIFIED_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+
+
+@pytest.mark.parametrize("name", ["jjtestserver", "10.77.0.11", "::1", "fe80::1",
+                                  "a-very-long-name-for-a-load-balancer.lab.internal.example"])
+def test_supervisor_names_become_valid_annotation_keys_as_dynamiclistener_makes_them(standin, name):
+    key = standin.cn_annotation(name)
+    prefix, _, name_part = key.partition("/")
+    assert prefix == "listener.cattle.io" and QUALIFIED_NAME.match(name_part), key
+    full = f"listener.cattle.io/cn-{name}"
+    if len(full) < 64 and ":" not in full:
+        assert key == full
+    else:
+        digest = hashlib.sha256(full.encode()).hexdigest()[:6]
+        assert key == full.replace(":", "_")[:56] + "-" + digest
+
+
+def test_names_dynamiclistener_drops_are_dropped(standin):
+    assert standin.VALID_CN.match("::1") and standin.VALID_CN.match("a.b")
+    assert not standin.VALID_CN.match("-bad") and not standin.VALID_CN.match("bad.") \
+        and not standin.VALID_CN.match("*.wild")

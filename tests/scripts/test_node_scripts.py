@@ -243,12 +243,13 @@ def test_service_agent(sandbox: Sandbox):
     assert sandbox.is_active("rke2-agent") and not any(c.startswith("kubectl") for c in sandbox.calls())
 
 
-# k3s on a server whose node IP changed (pkg/cluster/managed.go, the etcd connection test;
+# k3s on a server whose node IP changed (pkg/cluster/managed.go `testClusterDB`: logrus.Infof
+# "Failed to test data store connection: %v" with pkg/etcd/etcd.go `Test`'s error;
 # shared/reference/rke2-facts.md): the process does not exit, it logs "not a member of the
 # etcd cluster" and retries every 5 s, never sends READY=1, so the Type=notify unit stays
 # "activating". The hook models one such start: a journal line, the unit left activating.
 # Once `rke2 server --cluster-reset` ran (the stub rke2 leaves a marker) it starts normally.
-NOT_MEMBER_LINE = ('level=error msg="Failed to test etcd connection: this server is a not a member of the '
+NOT_MEMBER_LINE = ('level=info msg="Failed to test data store connection: this server is a not a member of the '
                    'etcd cluster. Found [s1-0a1b=https://10.20.0.57:2380], expect: s1-0a1b=https://10.20.0.58:2380"')
 START_NOT_MEMBER = f"""#!/bin/bash
 [ -f /stubstate/cluster-reset-done ] && exit 0

@@ -590,7 +590,7 @@ def fetch_cacerts(url: str, token_hash: str | None) -> str:
     return body.decode()
 
 
-# --- the shared cluster state ("etcd") ----------------------------------------------------
+# --- the bootstrap record ------------------------------------------------------------------
 class Bootstrap:
     """The cluster's bootstrap record: its id, the hashes of the server and agent token
     passwords and the critical configuration values. k3s keeps this bootstrap data in the
@@ -617,7 +617,6 @@ class Runtime:
     def __init__(self, cfg, ident, boot: Bootstrap, server_pw):
         self.cfg, self.ident, self.boot = cfg, ident, boot
         self.server_pw = server_pw
-        self.started = time.time()
         self.stop = threading.Event()
 
     def auth_ok(self, header: str | None, users: tuple) -> bool:
@@ -657,21 +656,11 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def body_json(self) -> dict:
-        n = int(self.headers.get("Content-Length") or 0)
-        return json.loads(self.rfile.read(n) or b"{}")
-
     def do_GET(self):
         self.route("GET")
 
     def do_POST(self):
         self.route("POST")
-
-    def do_DELETE(self):
-        self.route("DELETE")
-
-    def do_PATCH(self):
-        self.route("PATCH")
 
     def route(self, method: str) -> None:
         try:
@@ -994,14 +983,20 @@ def kubectl_real(*args: str, data: str | None = None, kubeconfig: str = KUBECONF
                           input=data, capture_output=True, text=True, timeout=timeout)
 
 
-def wait_until(what: str, pred, proc: subprocess.Popen | None = None, timeout: float = 120) -> None:
+def wait_until(what: str, pred, proc: subprocess.Popen | None = None, timeout: float = 120,
+               stop: threading.Event | None = None) -> bool:
+    """Until `pred()` holds (True), the process exits or the time is up (fatal), or `stop` is
+    set (False: the unit is being stopped)."""
     deadline = time.time() + timeout
     while not pred():
+        if stop is not None and stop.is_set():
+            return False
         if proc is not None and proc.poll() is not None:
             fatal(f"{what}: the process exited with {proc.returncode}; see {PART_LOGS}")
         if time.time() > deadline:
             fatal(f"{what}: not within {timeout:.0f}s; see {PART_LOGS}")
         time.sleep(0.5)
+    return True
 
 
 def ensure_etcd_leaves(ident: Identity) -> None:
@@ -1247,11 +1242,14 @@ def start_real_control_plane(cfg: dict, ident: Identity, member: str, stop: thre
         if stop.wait(1):
             return False
     info("Data store connection OK")
-    wait_until("etcd healthy", lambda: etcdctl("endpoint", "health").returncode == 0, etcd)
+    if not wait_until("etcd healthy", lambda: etcdctl("endpoint", "health").returncode == 0, etcd, stop=stop):
+        return False
     svc = str(cfg.get("service-cidr") or CRITICAL["service-cidr"])
     api = spawn_part("kube-apiserver", parts.apiserver_args(
         f"{PARTS_DIR}/kube-apiserver", ip, TLS, f"{TLS}/temporary-certs", service_cidr=svc))
-    wait_until("kube-apiserver ready", lambda: kubectl_real("get", "--raw", "/readyz").stdout == "ok", api)
+    if not wait_until("kube-apiserver ready", lambda: kubectl_real("get", "--raw", "/readyz").stdout == "ok",
+                      api, stop=stop):
+        return False
     spawn_part("kube-controller-manager", parts.controller_manager_args(
         f"{PARTS_DIR}/kube-controller-manager", TLS, f"{cred}/controller.kubeconfig",
         cluster_cidr=str(cfg.get("cluster-cidr") or CRITICAL["cluster-cidr"]), service_cidr=svc))
@@ -1279,9 +1277,10 @@ def start_real_control_plane(cfg: dict, ident: Identity, member: str, stop: thre
         fatal(f"kubectl patch node {ident.name} status: {res.stderr.strip()}")
     kwok = spawn_part("kwok", [f"{PARTS_DIR}/kwok", f"--kubeconfig={cred}/rk2lab-kwok.kubeconfig",
                                f"--manage-single-node={ident.name}", f"--node-ip={ip}"])
-    wait_until(f"node {ident.name} Ready", lambda: kubectl_real(
+    if not wait_until(f"node {ident.name} Ready", lambda: kubectl_real(
         "get", "node", ident.name, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"
-    ).stdout == "True", kwok)
+    ).stdout == "True", kwok, stop=stop):
+        return False
     start_pod_ready_resync(ident.name, f"{cred}/rk2lab-kwok.kubeconfig")
     info(f"control plane on the real parts is up; node {ident.name} is Ready")
     return True
@@ -1527,16 +1526,22 @@ def server_main(args: list) -> int:
     signal.signal(signal.SIGTERM, lambda *_: rt.stop.set())
     signal.signal(signal.SIGINT, lambda *_: rt.stop.set())
     if not start_real_control_plane(cfg, ident, member, rt.stop, join):
+        supervisor.shutdown()
         supervisor.server_close()
         return 0  # stopped while etcd was not (yet) usable
     threading.Thread(target=manage_learners, args=(rt.stop,), daemon=True).start()
     threading.Thread(target=manage_member_removal, args=(rt.stop,), daemon=True).start()
     threading.Thread(target=watch_serving_secret, args=(rt, sup_doc, sup_ctx), daemon=True).start()
+    if rt.stop.is_set():  # stopped while starting: never report ready
+        supervisor.shutdown()
+        supervisor.server_close()
+        return 0
     sd_notify("READY=1")
     info(f"rke2 is up and running (rke2-standin server {ident.name}, node-ip {ident.ips[0]})")
     rt.stop.wait()
     info("rke2-standin server shutting down")
-    supervisor.server_close()  # the serving threads are daemons and end with the process
+    supervisor.shutdown()
+    supervisor.server_close()
     return 0
 
 
@@ -1741,7 +1746,7 @@ def etcd_snapshot_main(args: list) -> int:
     name = "on-demand"
     if "--name" in args[1:-1]:
         name = args[args.index("--name") + 1]
-    if not os.path.isdir(ETCD_DIR):
+    if not os.path.isdir(WAL_DIR):
         print(f"rke2 (standin): etcd-snapshot: no etcd data in {ETCD_DIR}", file=sys.stderr)
         return 1
     snapshots = f"{DATA_DIR}/server/db/snapshots"
