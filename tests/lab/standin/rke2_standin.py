@@ -1525,24 +1525,22 @@ def server_main(args: list) -> int:
     threading.Thread(target=supervisor.serve_forever, daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: rt.stop.set())
     signal.signal(signal.SIGINT, lambda *_: rt.stop.set())
-    if not start_real_control_plane(cfg, ident, member, rt.stop, join):
-        supervisor.shutdown()
-        supervisor.server_close()
-        return 0  # stopped while etcd was not (yet) usable
-    threading.Thread(target=manage_learners, args=(rt.stop,), daemon=True).start()
-    threading.Thread(target=manage_member_removal, args=(rt.stop,), daemon=True).start()
-    threading.Thread(target=watch_serving_secret, args=(rt, sup_doc, sup_ctx), daemon=True).start()
-    if rt.stop.is_set():  # stopped while starting: never report ready
-        supervisor.shutdown()
-        supervisor.server_close()
+    try:
+        if not start_real_control_plane(cfg, ident, member, rt.stop, join):
+            return 0  # stopped while etcd was not (yet) usable
+        threading.Thread(target=manage_learners, args=(rt.stop,), daemon=True).start()
+        threading.Thread(target=manage_member_removal, args=(rt.stop,), daemon=True).start()
+        threading.Thread(target=watch_serving_secret, args=(rt, sup_doc, sup_ctx), daemon=True).start()
+        if rt.stop.is_set():  # stopped while starting: never report ready
+            return 0
+        sd_notify("READY=1")
+        info(f"rke2 is up and running (rke2-standin server {ident.name}, node-ip {ident.ips[0]})")
+        rt.stop.wait()
+        info("rke2-standin server shutting down")
         return 0
-    sd_notify("READY=1")
-    info(f"rke2 is up and running (rke2-standin server {ident.name}, node-ip {ident.ips[0]})")
-    rt.stop.wait()
-    info("rke2-standin server shutting down")
-    supervisor.shutdown()
-    supervisor.server_close()
-    return 0
+    finally:
+        supervisor.shutdown()
+        supervisor.server_close()
 
 
 def cluster_reset(cfg: dict, ident: Identity, member: str, initialized: bool) -> int:
@@ -1702,9 +1700,8 @@ def agent_on_real_api(ident: Identity, url: str, ctx, pw: str, node_pw: str) -> 
                             "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
                             kubeconfig=kubelet_kc, timeout=15).stdout == "True"
 
-    wait_until(f"node {ident.name} Ready", lambda: stop.is_set() or node_ready(), kwok, timeout=600)
-    start_pod_ready_resync(ident.name, kwok_kc)
-    if not stop.is_set():
+    if wait_until(f"node {ident.name} Ready", node_ready, kwok, timeout=600, stop=stop):
+        start_pod_ready_resync(ident.name, kwok_kc)
         sd_notify("READY=1")
         info(f"rke2 agent is up and running (rke2-standin agent {ident.name}, API {api})")
     stop.wait()
