@@ -31,8 +31,11 @@ TEST_WORKERS ?= 3
 PYTEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 TOOLCHAIN_BIN_FILE := $(STATE_DIR)/toolchain-bin
-# Provider plugins are found on PATH (the engine notes each one it uses).
-PULUMI = PATH="$$(cat $(TOOLCHAIN_BIN_FILE)):$$PATH" pulumi
+# Provider plugins are found on PATH (the engine notes each one it uses). Every run gets a
+# private TMPDIR, removed afterwards: the kubernetes provider leaves a copy of its kubeconfig,
+# the admin's client key included, in TMPDIR (toolchain/private-tmp.sh).
+PRIVATE_TMP := bash toolchain/private-tmp.sh
+PULUMI = PATH="$$(cat $(TOOLCHAIN_BIN_FILE)):$$PATH" $(PRIVATE_TMP) pulumi
 
 .PHONY: help venv toolchain host-deps preview plan up destroy test test-fast bench clean stack
 
@@ -78,7 +81,7 @@ preview: stack
 # config keys behind it, its effect on the host, totals and policy violations. Runs only
 # `pulumi preview` and `pulumi stack export`; PLAN_ARGS="--format markdown|json -o markdown=FILE".
 plan: stack
-	@PATH="$$(cat $(TOOLCHAIN_BIN_FILE)):$$PATH" $(VENV)/bin/python -m components.plan --stack $(STACK) $(PLAN_ARGS) -- --policy-pack policy
+	@PATH="$$(cat $(TOOLCHAIN_BIN_FILE)):$$PATH" $(PRIVATE_TMP) $(VENV)/bin/python -m components.plan --stack $(STACK) $(PLAN_ARGS) -- --policy-pack policy
 
 up: stack
 	$(PULUMI) up --diff --non-interactive --stack $(STACK) --policy-pack policy

@@ -16,6 +16,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PASSPHRASE = "rke2-rancher-sample"  # the documented sample passphrase (README)
+# The CLI as the Makefile runs it: with a private TMPDIR removed afterwards, where the
+# kubernetes provider's kubeconfig copy goes (toolchain/private-tmp.sh says why).
+PULUMI = ("bash", str(ROOT / "toolchain" / "private-tmp.sh"), "pulumi")
 
 
 def toolchain_bin() -> Path:
@@ -36,7 +39,7 @@ class Project:
     env: dict[str, str]
 
     def run(self, *args: str, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
-        proc = subprocess.run(["pulumi", *args], cwd=self.dir, env=self.env, text=True,
+        proc = subprocess.run([*PULUMI, *args], cwd=self.dir, env=self.env, text=True,
                               capture_output=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(f"pulumi {' '.join(args)} exited {proc.returncode}\n"

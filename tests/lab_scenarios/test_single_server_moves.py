@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.engine.engine import PULUMI
 from tests.lab.fixtures import requires_lab
 from tests.lab_scenarios.support import host_key_line
 from tests.lab_scenarios.test_single_server import (HOST, deployed, readyz, remote_commands,  # noqa: F401
@@ -29,7 +30,7 @@ def test_the_move_mobile_mode_keeps_serving_without_up(lab, deployed, tmp_path):
     assert res["ok"], res
     # Even a restart on the new network works: etcd's member address did not change.
     host.reboot()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # a boot starts the real etcd and kube-apiserver again
     while not (res := readyz(lab, stack, tmp_path))["ok"] and time.monotonic() < deadline:
         time.sleep(1)
     assert res["ok"], res
@@ -115,7 +116,7 @@ def test_the_move_with_a_new_address_recovers_on_a_plain_up(lab, realparts_artif
 
 def test_sshd_down_during_up_fails_naming_the_host_then_converges(lab, realparts_artifacts, tmp_path):
     host, stack = single_server(lab, realparts_artifacts, tmp_path, "10.77.0.13", up=False, mobile=True)
-    proc = lab.popen(["pulumi", "up", "--yes", "--skip-preview", "--non-interactive", "--stack", stack.name],
+    proc = lab.popen([*PULUMI, "up", "--yes", "--skip-preview", "--non-interactive", "--stack", stack.name],
                      env=stack.project.env, cwd=str(stack.project.dir), text=True,
                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
