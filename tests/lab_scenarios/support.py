@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from tests.engine.engine import make_project
+from tests.engine.engine import PULUMI, make_project
 from tests.lab.fixtures import rke2_version
 
 ARTIFACT_DIR = "/opt/rke2-artifacts"
@@ -63,7 +63,7 @@ class LabStack:
         self.stack_file.write_text(yaml.safe_dump(doc, sort_keys=False))
 
     def pulumi(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
-        res = self.lab.run(["pulumi", *args], env=self.project.env, cwd=str(self.project.dir),
+        res = self.lab.run([*PULUMI, *args], env=self.project.env, cwd=str(self.project.dir),
                            timeout=timeout)
         self.transcript += [res.stdout, res.stderr]
         if check and res.returncode != 0:
@@ -149,6 +149,43 @@ def ha_hosts(lab, artifacts: Path, agents: list[tuple[str, str]] | None = None) 
         provision_artifacts(hosts[name], artifacts)
     lab.set_host_entry(CLUSTER, LB[1])
     return hosts
+
+
+# How long a check of the cluster's live state may wait for it to settle. kwok renews a node's
+# lease every 10 s (kwok v0.7.0 pkg/kwok/controllers/controller.go: leaseDuration / 4, 40 s
+# default) and kube-controller-manager marks a node Unknown after 50 s without one (k8s
+# v1.33.5 pkg/controller/nodelifecycle/config/v1alpha1/defaults.go, NodeMonitorGracePeriod),
+# and its pods NotReady with it. On 2 cores shared by 3 test workers, each running real etcd
+# and kube-apiservers, a renewal was seen late by more than that; kwok's node-initialize
+# stage sets the node Ready again once it sees it. A real kubelet recovers the same way.
+SETTLE_S = 120
+
+
+def settled(probe, want, timeout: float = SETTLE_S, interval: float = 3):
+    """probe() until it returns `want` or `timeout` passes; the last value either way, so the
+    caller's assertion shows what was there. Prints how long settling took when it did not
+    hold at once, so a slow lab is visible in the test output."""
+    import time
+    start = time.monotonic()
+    while (got := probe()) != want and time.monotonic() - start < timeout:
+        time.sleep(interval)
+    if time.monotonic() - start >= interval:
+        print(f"settled after {time.monotonic() - start:.0f} s: {got == want}")
+    return got
+
+
+def node_readiness(kubectl) -> dict[str, str]:
+    """{node name: its Ready condition's status} through `kubectl`."""
+    items = json.loads(kubectl("get", "nodes", "-o", "json").stdout)["items"]
+    return {n["metadata"]["name"]: next((c["status"] for c in n["status"].get("conditions", [])
+                                         if c["type"] == "Ready"), "") for n in items}
+
+
+def available_deployments(kubectl, namespace: str) -> dict[str, str]:
+    """{Deployment name: its Available condition's status} in `namespace`."""
+    items = json.loads(kubectl("get", "deployments", "-n", namespace, "-o", "json").stdout)["items"]
+    return {d["metadata"]["name"]: next((c["status"] for c in d["status"].get("conditions", [])
+                                         if c["type"] == "Available"), "") for d in items}
 
 
 def unit_events(host, unit: str, event: str) -> list:

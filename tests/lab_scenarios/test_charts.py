@@ -23,7 +23,8 @@ from cryptography import x509
 from tests.lab.chartrepo import ChartMirror
 from tests.lab.fixtures import requires_lab, rke2_version
 from tests.lab.realparts.parts import parts_unavailable_reason
-from tests.lab_scenarios.support import LabStack, kubectl_through, provision_artifacts
+from tests.lab_scenarios.support import (LabStack, available_deployments, kubectl_through, provision_artifacts,
+                                         settled)
 from tests.lab_scenarios.test_single_server import HOST, single_config
 
 _reason = parts_unavailable_reason()
@@ -107,15 +108,19 @@ def test_cert_manager_then_rancher_from_a_chart_mirror_on_the_real_api(realparts
     fetched = {line.split()[1] for line in mirror.requests()}
     assert {"/index.yaml", f"/cert-manager-{CERT_MANAGER}.tgz", f"/rancher-{RANCHER}.tgz"} <= fetched
 
-    # cert-manager's three Deployments were Available before Rancher's release began, and
-    # its CRDs are what let the API server take Rancher's Issuer.
-    cm = json.loads(kubectl("get", "deployments", "-n", "cert-manager", "-o", "json").stdout)["items"]
-    assert sorted(d["metadata"]["name"] for d in cm) == ["cert-manager", "cert-manager-cainjector", "cert-manager-webhook"]
-    available = max(ts(c["lastTransitionTime"]) for d in cm for c in d["status"]["conditions"]
-                    if c["type"] == "Available" and c["status"] == "True")
+    # cert-manager's release was finished (Helm marks it deployed once its wait for the three
+    # Deployments is over, helm pkg/action/install.go) before Rancher's release record was
+    # written; its CRDs are what let the API server take Rancher's Issuer. Read from the
+    # release records, not from the Deployments' Available transition time, which a late kwok
+    # lease renewal can move later (support.SETTLE_S).
+    want = {d: "True" for d in ("cert-manager", "cert-manager-cainjector", "cert-manager-webhook")}
+    assert settled(lambda: available_deployments(kubectl, "cert-manager"), want) == want
+    cm_record = json.loads(kubectl("get", "secret", "-n", "cert-manager", "sh.helm.release.v1.cert-manager.v1",
+                                   "-o", "json", "--show-managed-fields").stdout)
+    cm_deployed = max(ts(f["time"]) for f in cm_record["metadata"]["managedFields"])
     rancher_record = json.loads(kubectl("get", "secret", "-n", "cattle-system", "sh.helm.release.v1.rancher.v1",
                                         "-o", "json").stdout)
-    assert available <= ts(rancher_record["metadata"]["creationTimestamp"])
+    assert cm_deployed <= ts(rancher_record["metadata"]["creationTimestamp"])
     assert kubectl("get", "issuer", "rancher", "-n", "cattle-system", "-o", "name").stdout.strip() == \
         "issuer.cert-manager.io/rancher"
     deploy = json.loads(kubectl("get", "deployment", "rancher", "-n", "cattle-system", "-o", "json").stdout)

@@ -87,7 +87,7 @@ def test_cis_profile_converges_on_systemd_hosts(lab, realparts_artifacts, tmp_pa
     # The profile holds across a reboot: the kernel forgets the values, systemd-sysctl applies
     # /etc/sysctl.d at boot, and the enabled unit starts again under the profile's checks.
     server.reboot()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # a boot starts the real etcd and kube-apiserver again
     while active(server, "rke2-server") != "active" and time.monotonic() < deadline:
         time.sleep(1)
     assert active(server, "rke2-server") == "active", server.journal("rke2-server")[-3000:]

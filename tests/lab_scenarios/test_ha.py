@@ -29,8 +29,9 @@ import yaml
 from tests.lab.chartrepo import ChartMirror
 from tests.lab.fixtures import requires_lab
 from tests.lab.realparts.parts import parts_unavailable_reason
-from tests.lab_scenarios.support import (AGENTS, CLUSTER, LB, SERVERS, LabStack, etcd_members, ha_config,
-                                         ha_hosts, kubectl_through, unit_events)
+from tests.lab_scenarios.support import (AGENTS, CLUSTER, LB, SERVERS, LabStack, available_deployments,
+                                         etcd_members, ha_config, ha_hosts, kubectl_through, node_readiness,
+                                         SETTLE_S, settled, unit_events)
 from tests.lab_scenarios.test_charts import CERT_MANAGER, RANCHER, configure, helm_releases, ts
 
 _reason = parts_unavailable_reason()
@@ -39,10 +40,6 @@ pytestmark = [requires_lab(), pytest.mark.lab, pytest.mark.skipif(_reason is not
 MIRROR = {"mirrors": {"docker.io": {"endpoints": ["https://registry.lab.internal:5000"]}}}
 CHANGED = {"mirrors": {"docker.io": {"endpoints": ["https://registry.lab.internal:5000",
                                                    "https://registry2.lab.internal"]}}}
-
-
-def ready(node: dict) -> str:
-    return next((c["status"] for c in node["status"].get("conditions", []) if c["type"] == "Ready"), "")
 
 
 def first(host, unit: str, event: str):
@@ -66,10 +63,10 @@ class HA:
         return config
 
     def deployment(self, namespace: str, name: str, ready: int | None = None) -> dict:
-        """The Deployment; with `ready`, once that many replicas are Ready (up to 60 s: on this
-        loaded 2-core lab a late node heartbeat marks pods NotReady for a moment, until the
+        """The Deployment; with `ready`, once that many replicas are Ready (up to SETTLE_S: on
+        this loaded 2-core lab a late node lease marks pods NotReady for a moment, until the
         node's kubelet stand-in reports them Ready again)."""
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + SETTLE_S
         while True:
             doc = json.loads(self.kubectl("get", "deployment", name, "-n", namespace, "-o", "json").stdout)
             if ready is None or doc["status"].get("readyReplicas") == ready or time.monotonic() > deadline:
@@ -110,9 +107,9 @@ def test_all_nodes_ready_on_the_real_api(ha):
     assert kubectl("config", "view", "-o", "jsonpath={.clusters[0].cluster.server}").stdout == \
         f"https://{CLUSTER}:6443"
     assert "v1.33.5" in kubectl("version", "-o", "json").stdout  # the real kube-apiserver
+    want = {n: "True" for n, _ in [*SERVERS, *AGENTS]}
+    assert settled(lambda: node_readiness(kubectl), want) == want
     nodes = {n["metadata"]["name"]: n for n in json.loads(kubectl("get", "nodes", "-o", "json").stdout)["items"]}
-    assert sorted((name, ready(n)) for name, n in nodes.items()) == \
-        sorted((name, "True") for name, _ in [*SERVERS, *AGENTS])
     for name, _ in SERVERS:
         labels = nodes[name]["metadata"]["labels"]
         for role in ("control-plane", "etcd", "master"):
@@ -158,9 +155,8 @@ def test_cert_manager_then_rancher_in_ha(ha):
     against the creation of Rancher's. Not from the Deployments' Available transition time:
     on a loaded CI a late kwok heartbeat can flip it False and True again later (seen once)."""
     assert helm_releases(ha.kubectl) == {"cert-manager": [(1, "deployed")], "rancher": [(1, "deployed")]}
-    cm = json.loads(ha.kubectl("get", "deployments", "-n", "cert-manager", "-o", "json").stdout)["items"]
-    assert cm and all(any(c["type"] == "Available" and c["status"] == "True" for c in d["status"]["conditions"])
-                      for d in cm), [d["status"] for d in cm]
+    want = {d: "True" for d in ("cert-manager", "cert-manager-cainjector", "cert-manager-webhook")}
+    assert settled(lambda: available_deployments(ha.kubectl, "cert-manager"), want) == want
     cm_record = json.loads(ha.kubectl("get", "secret", "-n", "cert-manager", "sh.helm.release.v1.cert-manager.v1",
                                       "-o", "json", "--show-managed-fields").stdout)
     cm_deployed = max(ts(f["time"]) for f in cm_record["metadata"]["managedFields"])
@@ -252,5 +248,5 @@ def test_registries_change_restarts_servers_one_at_a_time_then_agents(ha):
     for name, _ in [*SERVERS, *AGENTS]:
         assert "registry2.lab.internal" in ha.hosts[name].path("/etc/rancher/rke2/registries.yaml").read_text()
     # The cluster came back whole: every Node Ready, Rancher's replicas Ready.
-    nodes = json.loads(ha.kubectl("get", "nodes", "-o", "json").stdout)["items"]
-    assert sorted(ready(n) for n in nodes) == ["True"] * 5
+    want = {n: "True" for n, _ in [*SERVERS, *AGENTS]}
+    assert settled(lambda: node_readiness(ha.kubectl), want) == want

@@ -23,7 +23,7 @@ import yaml
 from tests.lab.fixtures import install_rke2_standin, requires_lab
 from tests.lab.realparts.parts import parts_unavailable_reason
 from tests.lab_scenarios.support import (CLUSTER, ETCDCTL, LB, SERVERS, LabStack, etcd_members, ha_config,
-                                         ha_hosts, kubectl_through)
+                                         ha_hosts, kubectl_through, settled)
 
 _reason = parts_unavailable_reason()
 pytestmark = [requires_lab(), pytest.mark.lab, pytest.mark.skipif(_reason is not None, reason=_reason or "")]
@@ -106,7 +106,7 @@ def test_a_join_is_refused_while_a_learner_exists_and_succeeds_after(cluster, re
         time.sleep(2)
     assert host.exec("systemctl is-active rke2-server")[1].strip() == "active", host.journal("rke2-server")[-3000:]
     assert voting_peers(s1) == peers(*(a for _, a in SERVERS), addr)
-    assert cluster.nodes()[name] == "True"
+    assert settled(lambda: cluster.nodes().get(name), "True") == "True"
 
     # Out again: stop it, remove its member, delete its Node.
     assert host.exec("systemctl stop rke2-server")[0] == 0
@@ -145,7 +145,7 @@ def test_removing_the_first_server_leaves_two_members_and_a_healthy_cluster(clus
     assert f"asking RKE2 to remove the etcd member of {gone}" in out, out[-3000:]
     survivor = cluster.hosts[rest[0][0]]
     assert voting_peers(survivor) == peers(*(a for _, a in rest))
-    assert cluster.nodes() == {n: "True" for n, _ in rest}
+    assert settled(cluster.nodes, {n: "True" for n, _ in rest}) == {n: "True" for n, _ in rest}
     assert not Path(cluster.hosts[gone].path("/usr/local/bin/rke2")).exists()
     assert not Path(cluster.hosts[gone].path("/var/lib/rancher/rke2")).exists()
     cfg = cluster.hosts[LB[0]].path("/etc/haproxy/haproxy.cfg").read_text()
@@ -165,7 +165,7 @@ def test_the_removed_server_rejoins_as_a_new_member(cluster):
     cluster.stack.up(timeout=1800)
     first = cluster.hosts[order[0][0]]
     assert voting_peers(first) == peers(*(a for _, a in SERVERS))
-    assert cluster.nodes() == {n: "True" for n, _ in SERVERS}
+    assert settled(cluster.nodes, {n: "True" for n, _ in SERVERS}) == {n: "True" for n, _ in SERVERS}
     rejoined = cluster.hosts[SERVERS[0][0]]
     rc, out, err = rejoined.exec(f"{ETCDCTL} get /registry/configmaps/default/after-removal --keys-only")
     assert rc == 0 and "after-removal" in out, (out, err)  # its own etcd has what was written while it was away
@@ -198,7 +198,7 @@ def test_a_rebuilt_server_rejoins_under_its_old_name(cluster):
     out = res.stdout + res.stderr
     assert f"{name} was rebuilt: its old etcd member" in out, out[-3000:]
     assert voting_peers(cluster.hosts[order[0][0]]) == peers(*(a for _, a in SERVERS))
-    assert cluster.nodes() == {n: "True" for n, _ in SERVERS}
+    assert settled(cluster.nodes, {n: "True" for n, _ in SERVERS}) == {n: "True" for n, _ in SERVERS}
     assert "duplicate node name" not in host.journal("rke2-server")
     assert Path(host.path("/usr/local/bin/rke2")).exists()
     cluster.stack.pulumi("preview", "--expect-no-changes", "--non-interactive", "--stack", cluster.stack.name)

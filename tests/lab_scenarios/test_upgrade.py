@@ -1,8 +1,14 @@
 """Issue 14, rolling upgrade for real: 3 servers behind HAProxy and 2 agents over SSH to
-namespace hosts running rke2-standin, installed at an older minor version, then:
-a skipped minor version is refused before any host changes, the upgrade to the pinned
-version snapshots etcd first, restarts the servers one at a time and the agents after them
-(one per batch: the default 10 % of 2 agents), and a downgrade is refused.
+namespace hosts running rke2-standin, installed at an older minor version, then, on that one
+cluster (an HA converge is the lab's most expensive step, so the scenarios share it):
+- a skipped minor version is refused before any host changes;
+- the upgrade to the pinned version snapshots etcd first and restarts the servers one at a
+  time; it fails on the second server, whose air-gap directory still holds the old release
+  (its install gets the wrong version), and stops there, naming the step and the reason;
+- the next `pulumi up`, with the new release in place, resumes where it stopped (the guard
+  and its snapshot are not repeated): the other servers one at a time, then the agents (one
+  per batch: the default 10 % of 2 agents);
+- a downgrade is refused.
 
 Expectations from upstream, not from the program: docs.rke2.io/upgrades/manual_upgrade
 ("Upgrade the server nodes first, one at a time. Once all servers have been upgraded, you may
@@ -21,7 +27,8 @@ import pytest
 from tests.lab.fixtures import requires_lab, rke2_version
 from tests.lab.realparts.parts import parts_unavailable_reason
 from tests.lab.standin import build_artifacts
-from tests.lab_scenarios.support import AGENTS, SERVERS, LabStack, ha_config, ha_hosts, provision_artifacts
+from tests.lab_scenarios.support import (AGENTS, SERVERS, LabStack, ha_config, ha_hosts, provision_artifacts,
+                                         settled)
 
 _reason = parts_unavailable_reason()
 pytestmark = [requires_lab(), pytest.mark.lab, pytest.mark.skipif(_reason is not None, reason=_reason or "")]
@@ -31,6 +38,7 @@ _maj, _min = (int(x) for x in re.match(r"v(\d+)\.(\d+)\.", NEW).groups())
 OLD = f"v{_maj}.{_min - 1}.9+rke2r1"      # the previous minor version
 SKIP = f"v{_maj}.{_min + 1}.0+rke2r1"     # from OLD: skips NEW's minor version
 DOWN_EVENTS = ("restart", "stop", "stopped", "exit")
+SNAPSHOTS = "ls /var/lib/rancher/rke2/server/db/snapshots | grep -c '^pre-upgrade-' || true"
 
 
 def when(text: str) -> datetime:
@@ -93,13 +101,25 @@ def upgraded(realparts_artifacts, module_lab, tmp_path_factory):
                                    if when(e["time"]) > before]
     result["skip_versions"] = {n: installed(hosts[n]) for n, _ in [*SERVERS, *AGENTS]}
 
-    # The upgrade: the new release placed where the air-gap installer reads it.
+    # The upgrade, with the new release placed where the air-gap installer reads it except on
+    # the second server: the rollout upgrades servers[0], then fails on that server's install.
     for name, _ in [*SERVERS, *AGENTS]:
-        provision_artifacts(hosts[name], new_art)
+        if name != SERVERS[1][0]:
+            provision_artifacts(hosts[name], new_art)
     stack.configure(config(hosts, NEW))
     result["preview"] = stack.changed_resources()
-    result["since"] = last_event_time(hosts)
+    result["since"] = since = last_event_time(hosts)
+    result["failed"] = stack.up(check=False, timeout=1800)
+    result["versions_after_failure"] = {n: installed(hosts[n]) for n, _ in [*SERVERS, *AGENTS]}
+    result["events_after_failure"] = {n: [e for e in hosts[n].service_events() if when(e["time"]) > since]
+                                      for n, _ in [*SERVERS, *AGENTS]}
+    result["snapshots_after_failure"] = hosts[SERVERS[0][0]].ssh(SNAPSHOTS)[1].strip()
+
+    # The second server gets the new release; the next up resumes.
+    provision_artifacts(hosts[SERVERS[1][0]], new_art)
     stack.up(timeout=1800)
+    result["versions"] = {n: installed(hosts[n]) for n, _ in [*SERVERS, *AGENTS]}
+    result["snapshots"] = hosts[SERVERS[0][0]].ssh(SNAPSHOTS)[1].strip()
     state = json.loads(stack.pulumi("stack", "export", "--stack", stack.name).stdout)
     result["stdout"] = {r["urn"].split("::")[-1]: (r.get("outputs") or {}).get("stdout")
                         for r in state["deployment"]["resources"] if "-upgrade-" in r["urn"]}
@@ -176,11 +196,15 @@ def test_what_each_upgrade_step_did(upgraded):
 
 def test_agents_are_schedulable_again(upgraded):
     first = upgraded["hosts"][SERVERS[0][0]]
-    rc, out, err = first.ssh("/var/lib/rancher/rke2/bin/kubectl --kubeconfig /etc/rancher/rke2/rke2.yaml "
-                             "get nodes --no-headers")
-    assert rc == 0, err
-    rows = {line.split()[0]: line.split()[1] for line in out.splitlines() if line.strip()}
-    assert {n: rows.get(n) for n, _ in AGENTS} == {n: "Ready" for n, _ in AGENTS}, out
+
+    def agents() -> dict:
+        rc, out, err = first.ssh("/var/lib/rancher/rke2/bin/kubectl --kubeconfig /etc/rancher/rke2/rke2.yaml "
+                                 "get nodes --no-headers")
+        assert rc == 0, err
+        rows = {line.split()[0]: line.split()[1] for line in out.splitlines() if line.strip()}
+        return {n: rows.get(n) for n, _ in AGENTS}
+    want = {n: "Ready" for n, _ in AGENTS}  # Ready and not SchedulingDisabled
+    assert settled(agents, want) == want
 
 
 def test_a_downgrade_is_refused_naming_both_versions(upgraded):
@@ -189,3 +213,27 @@ def test_a_downgrade_is_refused_naming_both_versions(upgraded):
     assert res.returncode != 0
     assert "refusing to downgrade" in out and NEW in out and OLD in out, out[-3000:]
     assert set(upgraded["down_versions"].values()) == {NEW}
+
+
+def test_the_failure_names_the_server_and_the_reason(upgraded):
+    res = upgraded["failed"]
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert "rke2-server-2-install" in out and f"installed {OLD}, wanted {NEW}" in out, out[-3000:]
+
+
+def test_the_rollout_stopped_at_that_server(upgraded):
+    versions = upgraded["versions_after_failure"]
+    assert versions == {SERVERS[0][0]: NEW, **{n: OLD for n, _ in [*SERVERS[1:], *AGENTS]}}, versions
+    events = upgraded["events_after_failure"]
+    assert any(e["event"] == "ready" for e in events[SERVERS[0][0]]), "servers[0] was upgraded and is back"
+    # The failed install on the second server ran the installer (its daemon-reload), nothing else.
+    assert [e for e in events[SERVERS[1][0]] if e["event"] != "daemon-reload"] == [], events[SERVERS[1][0]]
+    for name, _ in [*SERVERS[2:], *AGENTS]:
+        assert events[name] == [], f"{name} must not have been touched: {events[name]}"
+    assert upgraded["snapshots_after_failure"] == "1"
+
+
+def test_the_next_up_resumes_without_a_second_guard_or_snapshot(upgraded):
+    assert set(upgraded["versions"].values()) == {NEW}, upgraded["versions"]
+    assert upgraded["snapshots"] == "1"
