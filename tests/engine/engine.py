@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 PASSPHRASE = "rke2-rancher-sample"  # the documented sample passphrase (README)
 # The CLI as the Makefile runs it: with a private TMPDIR removed afterwards, where the
 # kubernetes provider's kubeconfig copy goes (toolchain/private-tmp.sh says why).
-PULUMI = ("bash", str(ROOT / "toolchain" / "private-tmp.sh"), "pulumi")
+PRIVATE_TMP = ("bash", str(ROOT / "toolchain" / "private-tmp.sh"))
+PULUMI = (*PRIVATE_TMP, "pulumi")
 
 
 def toolchain_bin() -> Path:

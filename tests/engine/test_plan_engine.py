@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.engine import PULUMI, ROOT, make_project
+from tests.engine.engine import PRIVATE_TMP, ROOT, make_project
 from tests.engine.plan_state import deploy_recorded, preview_env
 
 pytestmark = pytest.mark.engine
@@ -65,7 +65,7 @@ class Deployed:
             for f in files.values():
                 f.unlink(missing_ok=True)
             proc = subprocess.run(
-                [*PULUMI[:2], str(ROOT / ".venv" / "bin" / "python"), "-m", "components.plan", "--stack", self.stack,
+                [*PRIVATE_TMP, str(ROOT / ".venv" / "bin" / "python"), "-m", "components.plan", "--stack", self.stack,
                  "--format", "json", *(f"-o{fmt}={f}" for fmt, f in files.items()),
                  "--", "--policy-pack", str(ROOT / "policy")],
                 cwd=self.project.dir, env=self.env, capture_output=True, text=True, timeout=600)

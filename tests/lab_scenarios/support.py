@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +166,6 @@ def settled(probe, want, timeout: float = SETTLE_S, interval: float = 3):
     """probe() until it returns `want` or `timeout` passes; the last value either way, so the
     caller's assertion shows what was there. Prints how long settling took when it did not
     hold at once, so a slow lab is visible in the test output."""
-    import time
     start = time.monotonic()
     while (got := probe()) != want and time.monotonic() - start < timeout:
         time.sleep(interval)

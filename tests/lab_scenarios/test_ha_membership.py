@@ -23,14 +23,10 @@ import yaml
 from tests.lab.fixtures import install_rke2_standin, requires_lab
 from tests.lab.realparts.parts import parts_unavailable_reason
 from tests.lab_scenarios.support import (CLUSTER, ETCDCTL, LB, SERVERS, LabStack, etcd_members, ha_config,
-                                         ha_hosts, kubectl_through, settled)
+                                         ha_hosts, kubectl_through, node_readiness, settled)
 
 _reason = parts_unavailable_reason()
 pytestmark = [requires_lab(), pytest.mark.lab, pytest.mark.skipif(_reason is not None, reason=_reason or "")]
-
-
-def ready(node: dict) -> str:
-    return next((c["status"] for c in node["status"].get("conditions", []) if c["type"] == "Ready"), "")
 
 
 def voting_peers(server) -> list[str]:
@@ -54,8 +50,7 @@ class Cluster:
         return {name: len(h.commands()) for name, h in self.hosts.items()}
 
     def nodes(self) -> dict[str, str]:
-        items = json.loads(self.kubectl("get", "nodes", "-o", "json").stdout)["items"]
-        return {n["metadata"]["name"]: ready(n) for n in items}
+        return node_readiness(self.kubectl)
 
 
 @pytest.fixture(scope="module")
